@@ -1,0 +1,203 @@
+"""The public functions: install, uninstall, stats, cache_clear.
+
+This module is on the start-up path of every process that uses the sitecustomize, so it
+imports only the standard library basics: the heavy parts (wrapt, the cache, the
+patcher) are imported by the post-import hook, when a target SDK is imported.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from _thread import allocate_lock
+
+from . import _config
+from ._importhook import ImportWatcher
+from ._targets import select
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from types import ModuleType
+    from typing import Any
+
+    from ._runtime import Runtime
+    from ._targets import Target
+
+
+class _State:
+    """The one installation of this process."""
+
+    def __init__(self) -> None:
+        self.lock = allocate_lock()
+        self.installed = False
+        self.targets: list[Target] = []
+        self.max_clients = _config.DEFAULT_MAX_CLIENTS
+        self.async_mode = _config.DEFAULT_ASYNC_MODE
+        self.watcher: ImportWatcher | None = None
+        #: Created when the first target SDK is imported.
+        self.runtime: Runtime | None = None
+        self.fork_hook_registered = False
+        self.kill_switch_reported = False
+
+
+_state = _State()
+
+
+def install(
+    targets: Iterable[str] | str | None = None,
+    *,
+    max_clients: int | None = None,
+    async_mode: str | None = None,
+) -> None:
+    """Deduplicate the supported SDK clients in this process.
+
+    ``targets`` narrows to some SDKs or classes (``"openai"``, ``"groq.AsyncGroq"``);
+    ``max_clients`` bounds the cache (least recently used dropped); ``async_mode`` is
+    ``"loop"`` (async clients shared within one running event loop), ``"global"`` (also
+    outside any loop) or ``"off"``. Arguments left out come from the environment
+    (``CLIENTDEDUPE_TARGETS``, ``CLIENTDEDUPE_MAX_CLIENTS``, ``CLIENTDEDUPE_ASYNC``).
+
+    SDKs already imported are patched at once, the others when they are imported.
+    Idempotent. With ``CLIENTDEDUPE=0`` in the environment this does nothing.
+    Raises ``ValueError`` for an unknown target or a bad argument.
+    """
+    if targets is not None:
+        chosen = select(targets)
+    else:
+        chosen = _targets_from_environment()
+    bound = _config.max_clients(max_clients)
+    mode = _config.async_mode(async_mode)
+    if _config.flag(_config.ENABLED) is False:
+        if not _state.kill_switch_reported:
+            _state.kill_switch_reported = True
+            from ._log import logger
+
+            logger().info("%s is off: install() does nothing", _config.ENABLED)
+        return
+    with _state.lock:
+        if _state.installed:
+            if (chosen, bound, mode) != (_state.targets, _state.max_clients, _state.async_mode):
+                from ._log import logger
+
+                logger().warning("already installed with other settings: uninstall() first to change them")
+            return
+        _state.targets, _state.max_clients, _state.async_mode = chosen, bound, mode
+        _state.installed = True
+        watched = {t.module for t in chosen}
+        _state.watcher = ImportWatcher(watched, _on_import)
+        _state.watcher.install()
+        loaded = [sys.modules[name] for name in sorted(watched) if name in sys.modules]
+    for module in loaded:
+        _on_import(module)
+
+
+def _targets_from_environment() -> list[Target]:
+    names = _config.comma_list(_config.TARGETS)
+    try:
+        return select(names)
+    except ValueError as error:
+        from ._log import logger
+
+        logger().warning("ignoring %s: %s; deduplicating every target", _config.TARGETS, error)
+        return select(None)
+
+
+def _on_import(module: ModuleType) -> None:
+    """Patch the targets of a just-imported module. Never raises: an exception here
+    would surface in the user's ``import openai``."""
+    try:
+        with _state.lock:
+            if not _state.installed:
+                return
+            runtime = _ensure_runtime()
+            runtime.patch(t for t in _state.targets if t.module == module.__name__)
+    except Exception:
+        try:
+            from ._log import logger
+
+            logger().warning("could not patch %s", module.__name__, exc_info=True)
+        except Exception:
+            pass
+
+
+def _ensure_runtime() -> Runtime:
+    if _state.runtime is None:
+        from ._runtime import Runtime
+
+        _state.runtime = Runtime(_state.max_clients, _state.async_mode)
+        if not _state.fork_hook_registered and hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=_after_fork_in_child)
+            _state.fork_hook_registered = True
+    return _state.runtime
+
+
+def _after_fork_in_child() -> None:
+    # The parent's clients share their sockets with the child: never hand them out here.
+    _state.lock = allocate_lock()
+    if _state.runtime is not None:
+        _state.runtime.cache.after_fork_in_child()
+
+
+def uninstall() -> None:
+    """Put every patched class back as it was and forget the shared clients.
+
+    Clients already handed out keep working. Does nothing if not installed.
+    """
+    with _state.lock:
+        if not _state.installed:
+            return
+        if _state.watcher is not None:
+            _state.watcher.remove()
+            _state.watcher = None
+        if _state.runtime is not None:
+            _state.runtime.undo()
+            _state.runtime = None
+        _state.installed = False
+
+
+def save_state() -> tuple[object, ...]:
+    """The installation and the shared clients, for ``restore_state()`` (pytest plugin)."""
+    runtime = _state.runtime
+    entries = runtime.cache.entries() if runtime is not None else []
+    settings = (list(_state.targets), _state.max_clients, _state.async_mode)
+    return (_state.installed, settings, entries)
+
+
+def restore_state(saved: tuple[object, ...]) -> None:
+    """Put back what ``save_state()`` saved."""
+    installed, settings, entries = saved
+    targets, max_clients, async_mode = settings  # type: ignore[misc]
+    if _state.installed and (not installed or settings != (_state.targets, _state.max_clients, _state.async_mode)):
+        uninstall()
+    if installed and not _state.installed:
+        install([t.qualname for t in targets], max_clients=max_clients, async_mode=async_mode)
+    runtime = _state.runtime
+    if runtime is not None:
+        runtime.cache.restore(entries)  # type: ignore[arg-type]
+
+
+def is_installed() -> bool:
+    """Whether ``install()`` is in effect."""
+    return _state.installed
+
+
+def cache_clear() -> None:
+    """Forget every shared client: the next construction of each builds a fresh one.
+    Holders keep the clients they have."""
+    runtime = _state.runtime
+    if runtime is not None:
+        runtime.cache.clear()
+
+
+def stats() -> dict[str, dict[str, Any]]:
+    """Per patched class: ``constructions``, ``built``, ``reused``, ``bypassed`` (and
+    ``bypass_reasons``), ``failed``, ``evicted``, ``retired``, ``live`` and the
+    fingerprints of the live clients (``clients``). Never contains an argument value."""
+    runtime = _state.runtime
+    if runtime is None:
+        return {}
+    from ._stats import snapshot
+
+    return snapshot(runtime)
+

@@ -1,0 +1,1 @@
+"""The directory ``clientdedupe run`` puts first on ``PYTHONPATH`` (see sitecustomize.py)."""

@@ -1,0 +1,152 @@
+"""How the cache key of a construction is built (SPEC §5).
+
+Two constructions share a client only when the client built by the first would behave
+identically for the second: same class, same arguments once normalised, same values of
+the environment variables the constructor would read. The key is on the hot path of
+every construction, so it is built from tuples and frozensets, reads only the variables
+that matter, and never formats or hashes anything expensive.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Hashable, Mapping
+
+    from ._targets import Target
+
+_SCALARS = frozenset({str, int, float, bool, bytes, type(None), complex})
+_MISSING = object()
+
+
+class Unkeyable(Exception):
+    """This construction is not deduplicated; the reason is the message."""
+
+
+class ByIdentity:
+    """A key part for an object without value semantics (an ``http_client``, a
+    callable ``api_key``): equal only to itself. It keeps the object alive, so its
+    ``id`` cannot be reused by another object while the key exists."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: object) -> None:
+        self.obj = obj
+
+    def __hash__(self) -> int:
+        return id(self.obj)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ByIdentity) and other.obj is self.obj
+
+    def __repr__(self) -> str:
+        # Never the object's own repr: it may hold a secret, or raise.
+        return f"<{type(self.obj).__name__} at {id(self.obj):#x}>"
+
+
+def freeze(value: object) -> Hashable:
+    """A hashable stand-in for ``value`` comparing by value for plain data (str,
+    numbers, dicts, lists, ...) and by identity for everything else."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return (kind, value)
+    if kind is dict:
+        items = value.items()  # type: ignore[attr-defined]
+        return (dict, frozenset((freeze(k), freeze(v)) for k, v in items))
+    if kind is list or kind is tuple:
+        return (kind, tuple(freeze(v) for v in value))  # type: ignore[attr-defined]
+    if kind is set or kind is frozenset:
+        return (kind, frozenset(freeze(v) for v in value))  # type: ignore[attr-defined]
+    return ByIdentity(value)
+
+
+def detach(value: object) -> object:
+    """A copy of the mutable containers in ``value``, so that a shared client never
+    keeps a reference to a caller's dict or list (SPEC §5)."""
+    kind = type(value)
+    if kind is dict:
+        return {k: detach(v) for k, v in value.items()}  # type: ignore[attr-defined]
+    if kind is list:
+        return [detach(v) for v in value]  # type: ignore[attr-defined]
+    if kind is set:
+        return {detach(v) for v in value}  # type: ignore[attr-defined]
+    return value
+
+
+def _environ_reader() -> Callable[[str], object]:
+    """A fast ``os.environ.get`` for pre-encoded names.
+
+    ``os.environ.get`` encodes the name and decodes the value on every call; reading the
+    underlying dict directly is several times cheaper on the hot path.
+    """
+    data = getattr(os.environ, "_data", None)
+    if isinstance(data, dict):
+        return data.get
+    return os.environ.get  # type: ignore[return-value]
+
+
+def _encode(name: str) -> str:
+    encode = getattr(os.environ, "encodekey", None)
+    return encode(name) if encode is not None else name  # type: ignore[no-any-return]
+
+
+class KeyBuilder:
+    """Builds the keys of one target class, from its constructor's real signature."""
+
+    __slots__ = ("_accepts_any", "_always", "_defaults", "_env_plan", "target")
+
+    def __init__(self, target: Target, init: Callable[..., object]) -> None:
+        self.target = target
+        parameters = list(inspect.signature(init).parameters.values())[1:]
+        self._defaults: dict[str, object] = {
+            p.name: (_MISSING if p.default is p.empty else p.default)
+            for p in parameters
+            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+        }
+        self._accepts_any = any(p.kind is p.VAR_KEYWORD for p in parameters)
+        # Only the parameters this version of the SDK has: a variable whose parameter
+        # is missing is read whatever the arguments.
+        plan: list[tuple[str | None, tuple[object, ...]]] = []
+        always = [_encode(name) for name in target.env_always]
+        for parameter, names in target.env:
+            encoded = tuple(_encode(name) for name in names)
+            if parameter in self._defaults:
+                plan.append((parameter, encoded))
+            else:
+                always.extend(encoded)
+        self._env_plan = tuple(plan)
+        self._always = tuple(always)
+
+    def build(self, args: tuple[object, ...], kwargs: Mapping[str, object]) -> Hashable:
+        """The key of ``cls(*args, **kwargs)``; raises ``Unkeyable`` to bypass."""
+        if args:
+            raise Unkeyable("positional arguments")
+        defaults = self._defaults
+        items = []
+        explicit = set()
+        for name, value in kwargs.items():
+            default = defaults.get(name, _MISSING)
+            if default is _MISSING and name not in defaults and not self._accepts_any:
+                raise Unkeyable("unknown keyword argument")
+            if value is default:
+                continue
+            kind = type(value)
+            if kind is type(default) and (
+                # Defaults spelled out give the same key as defaults left off. Sentinels
+                # such as openai's NOT_GIVEN are compared by type: any instance is "not given".
+                (kind in _SCALARS and value == default) or kind.__name__ in ("NotGiven", "Omit")
+            ):
+                continue
+            items.append((name, freeze(value)))
+            if value is not None:
+                explicit.add(name)
+        get = _environ_reader()
+        env = [get(name) for name in self._always]
+        for parameter, names in self._env_plan:
+            # The constructor reads the variable only when the argument is left out.
+            if parameter not in explicit:
+                env.extend(get(name) for name in names)
+        return (frozenset(items), tuple(env))

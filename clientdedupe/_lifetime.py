@@ -1,0 +1,146 @@
+"""What happens on close, copy and mutation of a shared client (SPEC §6).
+
+- ``close()`` (and so ``with`` / ``async with``) on a client the cache has ever held does
+  not close its connection pool: other holders may be using it. The same goes for the
+  clients made from it by ``with_options()`` / ``copy()``, which share that pool. The pool
+  is closed by the SDK's own finaliser once nobody holds it.
+- ``with_options()`` / ``copy()`` return a new client on every call, as without
+  clientdedupe.
+- A holder that assigns an attribute on a shared client, or on one of its resource
+  objects (``client.chat.completions.create = wrapper``), retires that client from
+  sharing: it stays with those who have it; the next construction builds a fresh one.
+
+Every function here is a wrapt wrapper: ``(wrapped, instance, args, kwargs)``.
+"""
+
+from __future__ import annotations
+
+import sys
+import weakref
+
+from ._context import BYPASS
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ._cache import ClientCache
+
+    Wrapper = Callable[[Callable[..., object], object, tuple[object, ...], dict[str, object]], object]
+
+# The connection pools (the SDK's ``_client`` attribute) of every client the cache has
+# held, even if since evicted or retired: closing any client that uses one is a no-op.
+# Never cleared, because a retired client may still have several holders.
+_guarded: weakref.WeakSet[object] = weakref.WeakSet()
+
+
+def _pool(client: object) -> object:
+    return getattr(client, "__dict__", {}).get("_client", client)
+
+
+def guard(client: object) -> None:
+    """Protect ``client``'s connection pool from ``close()`` calls of its holders."""
+    try:
+        _guarded.add(_pool(client))
+    except TypeError:  # not weak-referenceable: guard the client itself
+        _guarded.add(client)
+
+
+def is_guarded(client: object) -> bool:
+    """Whether closing ``client`` would close a pool the cache has shared."""
+    try:
+        return _pool(client) in _guarded or client in _guarded
+    except TypeError:
+        return False
+
+
+def close(wrapped: Callable[..., object], instance: object, args: tuple[object, ...], kwargs: dict[str, object]) -> object:
+    """``close()`` of a sync client."""
+    if instance is not None and is_guarded(instance):
+        _log_kept_open(instance)
+        return None
+    return wrapped(*args, **kwargs)
+
+
+async def _already_closed() -> None:
+    return None
+
+
+def aclose(wrapped: Callable[..., object], instance: object, args: tuple[object, ...], kwargs: dict[str, object]) -> object:
+    """``close()`` of an async client: returns an awaitable either way."""
+    if instance is not None and is_guarded(instance):
+        _log_kept_open(instance)
+        return _already_closed()
+    return wrapped(*args, **kwargs)
+
+
+def _log_kept_open(instance: object) -> None:
+    from ._log import logger
+
+    logger().debug("close() on a shared %s: kept open for its other holders", type(instance).__name__)
+
+
+def copy(wrapped: Callable[..., object], instance: object, args: tuple[object, ...], kwargs: dict[str, object]) -> object:
+    """``with_options()`` / ``copy()``: the SDK builds the new client with the usual
+    constructor, which must not hand back a shared one."""
+    token = BYPASS.set("with_options()/copy()")
+    try:
+        return wrapped(*args, **kwargs)
+    finally:
+        BYPASS.reset(token)
+
+
+def _assigned_by(package: str) -> bool:
+    """Whether the attribute assignment being hooked was made by ``package``'s own code
+    (the SDK caching or refreshing its own state), rather than by a holder."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        module = frame.f_globals.get("__name__", "")
+        if not (module.startswith("wrapt") or module.startswith("clientdedupe.")):
+            return module == package or module.startswith(package + ".")
+        frame = frame.f_back  # type: ignore[assignment]
+    return False
+
+
+def retire_on_client_setattr(cache: ClientCache, package: str) -> Wrapper:
+    """``__setattr__`` of a client class: an assignment by a holder retires the client."""
+
+    def __setattr__(
+        wrapped: Callable[..., object], instance: object, args: tuple[object, ...], kwargs: dict[str, object]
+    ) -> object:
+        result = wrapped(*args, **kwargs)
+        if cache.is_shared(instance) and not _assigned_by(package):
+            _retire(cache, instance, args)
+        return result
+
+    return __setattr__
+
+
+def retire_on_resource_setattr(cache: ClientCache, package: str) -> Wrapper:
+    """``__setattr__`` of the SDK's resource base classes: an assignment by a holder on
+    ``client.chat.completions`` (as ``instructor.patch`` does) retires the client."""
+
+    def __setattr__(
+        wrapped: Callable[..., object], instance: object, args: tuple[object, ...], kwargs: dict[str, object]
+    ) -> object:
+        result = wrapped(*args, **kwargs)
+        owner = getattr(instance, "__dict__", {}).get("_client")
+        if owner is not None and cache.is_shared(owner) and not _assigned_by(package):
+            _retire(cache, owner, args)
+        return result
+
+    return __setattr__
+
+
+def _retire(cache: ClientCache, client: object, args: tuple[object, ...]) -> None:
+    entry = cache.retire(client)
+    if entry is not None:
+        from ._log import logger
+
+        attribute = args[0] if args and isinstance(args[0], str) else "?"
+        logger().info(
+            "a holder assigned %r on a shared %s [%s]: retired from sharing",
+            attribute,
+            entry.target.qualname,
+            entry.fingerprint,
+        )

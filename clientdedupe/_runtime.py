@@ -1,0 +1,109 @@
+"""What ``install()`` sets up once a target SDK is imported: the cache and the patches.
+
+Imported lazily (it imports wrapt, threading and inspect), from the post-import hook or
+from ``install()`` when an SDK is already loaded.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import sys
+
+from . import _lifetime
+from ._cache import ClientCache
+from ._constructor import Settings, is_ours, make_new, skip_initialised
+from ._log import logger
+from ._patch import Patches, resolve
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from ._targets import Sdk, Target
+
+
+class Unsupported(Exception):
+    """This version of the SDK is shaped differently: the class is left alone."""
+
+
+class Runtime:
+    """The cache and every patch of one installation."""
+
+    def __init__(self, max_clients: int, async_mode: str) -> None:
+        self.cache = ClientCache(max_clients)
+        self.settings = Settings(async_mode)
+        self.patched: dict[str, type] = {}
+        #: qualname → why it was left alone
+        self.skipped: dict[str, str] = {}
+        self._patches = Patches()
+        self._sdks_done: set[str] = set()
+
+    def patch(self, targets: Iterable[Target]) -> None:
+        """Patch each target whose module is imported. Never raises: a target that
+        cannot be patched is skipped with one warning and left exactly as it was."""
+        for target in targets:
+            if target.qualname in self.patched or target.qualname in self.skipped:
+                continue
+            if target.module not in sys.modules:
+                continue
+            mark = len(self._patches)
+            try:
+                self._patch_sdk(target.sdk)
+                mark = len(self._patches)
+                self.patched[target.qualname] = self._patch(target)
+            except Exception as error:
+                self._patches.undo(down_to=mark)
+                why = str(error) if isinstance(error, Unsupported) else f"{type(error).__name__}"
+                self.skipped[target.qualname] = why
+                logger().warning("not deduplicating %s: %s", target.qualname, why)
+            else:
+                logger().debug("deduplicating %s", target.qualname)
+
+    def undo(self) -> None:
+        """Put every patched attribute back and forget the shared clients."""
+        self.settings.active = False
+        self._patches.undo()
+        self.cache.clear()
+        self.patched.clear()
+
+    def _patch(self, target: Target) -> type:
+        cls = getattr(sys.modules[target.module], target.name, None)
+        if not isinstance(cls, type):
+            raise Unsupported(f"{target.name} is not a class in this version of {target.sdk.distribution}")
+        for klass in cls.__mro__[:-1]:
+            new = vars(klass).get("__new__")
+            if new is not None and not is_ours(new):
+                raise Unsupported(f"{klass.__qualname__} defines its own __new__")
+        init = resolve(cls, "__init__")
+        if not inspect.isfunction(init):
+            raise Unsupported("its __init__ is not a Python function")
+        close = resolve(cls, "close")
+
+        patches = self._patches
+        # CPython cannot delete a __new__ once set on a class: a left-behind one passes
+        # through (Settings.active is False after uninstall()).
+        patches.set(cls, "__new__", staticmethod(make_new(target, cls, init, self.cache, self.settings)), sticky=True)
+        patches.wrap(cls, "__init__", skip_initialised)
+        patches.wrap(cls, "close", _lifetime.aclose if inspect.iscoroutinefunction(close) else _lifetime.close)
+        for name in ("copy", "with_options"):
+            if any(name in vars(klass) for klass in cls.__mro__):
+                patches.wrap(cls, name, _lifetime.copy)
+        patches.wrap(cls, "__setattr__", _lifetime.retire_on_client_setattr(self.cache, target.sdk.package))
+        return cls
+
+    def _patch_sdk(self, sdk: Sdk) -> None:
+        """Hook assignments on the SDK's resource objects, once per SDK."""
+        if sdk.package in self._sdks_done:
+            return
+        bases = []
+        for path in sdk.resource_bases:
+            module_name, _, class_name = path.partition(":")
+            base = getattr(importlib.import_module(module_name), class_name, None)
+            if not isinstance(base, type):
+                raise Unsupported(f"{path} is missing: changes to its resources could not be seen")
+            bases.append(base)
+        hook = _lifetime.retire_on_resource_setattr(self.cache, sdk.package)
+        for base in bases:
+            self._patches.wrap(base, "__setattr__", hook)
+        self._sdks_done.add(sdk.package)

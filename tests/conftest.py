@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+import clientdedupe
+from clientdedupe._stub_server import StubServer
+
+# Variables the SDKs or their HTTP libraries read: the tests set what they need.
+_SCRUBBED_PREFIXES = ("OPENAI_", "AZURE_OPENAI_", "GROQ_", "CEREBRAS_", "CLIENTDEDUPE")
+_SCRUBBED = (
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+)
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No SDK or clientdedupe variable leaks in from the machine; loopback only."""
+    for name in list(os.environ):
+        if name.startswith(_SCRUBBED_PREFIXES) or name in _SCRUBBED:
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+
+
+@pytest.fixture
+def installed() -> Iterator[None]:
+    """clientdedupe installed for the test, uninstalled after."""
+    clientdedupe.install()
+    try:
+        yield
+    finally:
+        clientdedupe.uninstall()
+
+
+@pytest.fixture
+def server() -> Iterator[StubServer]:
+    with StubServer() as srv:
+        yield srv
+
+
+@pytest.fixture
+def tls_server() -> Iterator[StubServer]:
+    with StubServer(tls=True) as srv:
+        yield srv

@@ -1,0 +1,183 @@
+"""SPEC §5: two constructions share a client only if it would behave identically."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+import clientdedupe
+from clientdedupe._stub_server import StubServer
+
+from .cases import ASYNC_CASES, CASES, SYNC_CASES, Case
+
+pytestmark = pytest.mark.usefixtures("installed")
+
+
+def construct_twice(case: Case, first: dict[str, Any], second: dict[str, Any]) -> tuple[Any, Any]:
+    """Build two clients of ``case`` (inside one running loop for async classes)."""
+    if not case.is_async:
+        return case.cls(**first), case.cls(**second)
+
+    async def both() -> tuple[Any, Any]:
+        return case.cls(**first), case.cls(**second)
+
+    return asyncio.run(both())
+
+
+@pytest.mark.parametrize("case", CASES, ids=repr)
+def test_same_configuration_returns_the_same_instance(case: Case, server: StubServer) -> None:
+    a, b = construct_twice(case, case.kwargs(server), case.kwargs(server))
+    assert a is b
+    assert type(a) is case.cls
+    assert isinstance(a, case.cls)
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        {"api_key": "sk-other-key"},
+        {"default_headers": {"X-Team": "b"}},
+        {"timeout": 7.0},
+        {"max_retries": 5},
+        {"default_query": {"q": "1"}},
+    ],
+    ids=lambda o: next(iter(o)),
+)
+@pytest.mark.parametrize("case", CASES, ids=repr)
+def test_a_different_argument_gives_a_different_instance(
+    case: Case, server: StubServer, override: dict[str, Any]
+) -> None:
+    a, b = construct_twice(case, case.kwargs(server), case.kwargs(server, **override))
+    assert a is not b
+
+
+@pytest.mark.parametrize("case", CASES, ids=repr)
+def test_a_different_base_url_gives_a_different_instance(case: Case, server: StubServer) -> None:
+    with StubServer() as other:
+        a, b = construct_twice(case, case.kwargs(server), case.kwargs(other))
+    assert a is not b
+
+
+@pytest.mark.parametrize("case", SYNC_CASES, ids=repr)
+def test_http_clients_compare_by_identity(case: Case, server: StubServer) -> None:
+    mine, theirs = case.http_client(), case.http_client()
+    a = case.build(server, http_client=mine)
+    assert case.build(server, http_client=mine) is a
+    assert case.build(server, http_client=theirs) is not a
+    assert case.build(server) is not a
+
+
+def test_different_classes_are_never_merged(server: StubServer) -> None:
+    import openai
+
+    plain = openai.OpenAI(api_key="k", base_url=server.openai_base_url)
+    azure = openai.AzureOpenAI(api_key="k", base_url=server.openai_base_url, api_version="2024-06-01")
+    assert type(azure) is openai.AzureOpenAI
+    assert plain is not azure
+
+
+def test_defaults_spelled_out_give_the_same_key(server: StubServer) -> None:
+    import openai
+
+    a = openai.OpenAI(api_key="k", base_url=server.openai_base_url)
+    b = openai.OpenAI(
+        api_key="k",
+        base_url=server.openai_base_url,
+        max_retries=2,
+        timeout=openai.NOT_GIVEN,
+        organization=None,
+        default_headers=None,
+    )
+    assert a is b
+
+
+def test_dict_and_list_arguments_compare_by_value(server: StubServer) -> None:
+    import openai
+
+    url = server.openai_base_url
+    a = openai.OpenAI(api_key="k", base_url=url, default_headers={"A": "1", "B": "2"})
+    b = openai.OpenAI(api_key="k", base_url=url, default_headers={"B": "2", "A": "1"})
+    c = openai.OpenAI(api_key="k", base_url=url, default_headers={"A": "1", "B": "3"})
+    assert a is b
+    assert a is not c
+
+
+def test_values_of_different_types_are_not_merged(server: StubServer) -> None:
+    import openai
+
+    url = server.openai_base_url
+    assert openai.OpenAI(api_key="k", base_url=url, timeout=5) is not openai.OpenAI(
+        api_key="k", base_url=url, timeout=5.5
+    )
+    assert openai.OpenAI(api_key="k", base_url=url, max_retries=1) is not openai.OpenAI(
+        api_key="k", base_url=url, max_retries=True
+    )
+
+
+def test_a_callable_api_key_compares_by_identity(server: StubServer) -> None:
+    import openai
+
+    def provider() -> str:
+        return "k"
+
+    def other() -> str:
+        return "k"
+
+    url = server.openai_base_url
+    a = openai.OpenAI(api_key=provider, base_url=url)
+    assert openai.OpenAI(api_key=provider, base_url=url) is a
+    assert openai.OpenAI(api_key=other, base_url=url) is not a
+
+
+def test_a_subclass_is_constructed_normally_and_never_merged(server: StubServer) -> None:
+    import openai
+
+    class MyClient(openai.OpenAI):
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.extra = True
+
+    kwargs = {"api_key": "k", "base_url": server.openai_base_url}
+    base = openai.OpenAI(**kwargs)
+    first, second = MyClient(**kwargs), MyClient(**kwargs)
+    assert first is not second
+    assert base is not first
+    assert type(first) is MyClient and first.extra
+    assert "openai.OpenAI" in clientdedupe.stats()
+    assert clientdedupe.stats()["openai.OpenAI"]["constructions"] == 1
+
+
+@pytest.mark.parametrize("case", SYNC_CASES, ids=repr)
+def test_the_shared_client_makes_real_requests(case: Case, server: StubServer) -> None:
+    a, b = case.build(server), case.build(server)
+    assert a is b
+    assert case.ask(a, "first") == "echo: first"
+    assert case.ask(b, "second") == "echo: second"
+
+
+@pytest.mark.parametrize("case", ASYNC_CASES, ids=repr)
+def test_the_shared_async_client_makes_real_requests(case: Case, server: StubServer) -> None:
+    async def main() -> list[str]:
+        a, b = case.build(server), case.build(server)
+        assert a is b
+        return [await case.aask(a, "first"), await case.aask(b, "second")]
+
+    assert asyncio.run(main()) == ["echo: first", "echo: second"]
+
+
+def test_positional_arguments_are_passed_through_untouched(server: StubServer) -> None:
+    import openai
+
+    with pytest.raises(TypeError):
+        openai.OpenAI("k")
+    assert clientdedupe.stats()["openai.OpenAI"]["bypass_reasons"] == {"positional arguments": 1}
+
+
+def test_an_unknown_argument_raises_the_sdks_own_type_error(server: StubServer) -> None:
+    import openai
+
+    with pytest.raises(TypeError, match="no_such_argument"):
+        openai.OpenAI(api_key="k", base_url=server.openai_base_url, no_such_argument=1)
+    assert clientdedupe.stats()["openai.OpenAI"]["live"] == 0
