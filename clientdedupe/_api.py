@@ -62,10 +62,7 @@ def install(
     Idempotent. With ``CLIENTDEDUPE=0`` in the environment this does nothing.
     Raises ``ValueError`` for an unknown target or a bad argument.
     """
-    if targets is not None:
-        chosen = select(targets)
-    else:
-        chosen = _targets_from_environment()
+    chosen = select(targets) if targets is not None else _targets_from_environment()
     bound = _config.max_clients(max_clients)
     mode = _config.async_mode(async_mode)
     if _config.flag(_config.ENABLED) is False:
@@ -80,7 +77,9 @@ def install(
             if (chosen, bound, mode) != (_state.targets, _state.max_clients, _state.async_mode):
                 from ._log import logger
 
-                logger().warning("already installed with other settings: uninstall() first to change them")
+                logger().warning(
+                    "already installed with other settings: uninstall() first to change them"
+                )
             return
         _state.targets, _state.max_clients, _state.async_mode = chosen, bound, mode
         _state.installed = True
@@ -156,25 +155,25 @@ def uninstall() -> None:
         _state.installed = False
 
 
-def save_state() -> tuple[object, ...]:
-    """The installation and the shared clients, for ``restore_state()`` (pytest plugin)."""
-    runtime = _state.runtime
-    entries = runtime.cache.entries() if runtime is not None else []
-    settings = (list(_state.targets), _state.max_clients, _state.async_mode)
-    return (_state.installed, settings, entries)
+class SavedState:
+    """An installation and its shared clients, as ``save_state()`` found them."""
 
+    def __init__(self) -> None:
+        self.installed = _state.installed
+        self.settings = (list(_state.targets), _state.max_clients, _state.async_mode)
+        runtime = _state.runtime
+        self.entries = runtime.cache.entries() if runtime is not None else []
 
-def restore_state(saved: tuple[object, ...]) -> None:
-    """Put back what ``save_state()`` saved."""
-    installed, settings, entries = saved
-    targets, max_clients, async_mode = settings  # type: ignore[misc]
-    if _state.installed and (not installed or settings != (_state.targets, _state.max_clients, _state.async_mode)):
-        uninstall()
-    if installed and not _state.installed:
-        install([t.qualname for t in targets], max_clients=max_clients, async_mode=async_mode)
-    runtime = _state.runtime
-    if runtime is not None:
-        runtime.cache.restore(entries)  # type: ignore[arg-type]
+    def restore(self) -> None:
+        """Put the installation and the shared clients back."""
+        current = (_state.targets, _state.max_clients, _state.async_mode)
+        if _state.installed and (not self.installed or self.settings != current):
+            uninstall()
+        if self.installed and not _state.installed:
+            targets, max_clients, async_mode = self.settings
+            install([t.qualname for t in targets], max_clients=max_clients, async_mode=async_mode)
+        if _state.runtime is not None:
+            _state.runtime.cache.restore(self.entries)
 
 
 def is_installed() -> bool:
@@ -200,4 +199,3 @@ def stats() -> dict[str, dict[str, Any]]:
     from ._stats import snapshot
 
     return snapshot(runtime)
-

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 class Counters:
     """What happened to the constructions of one class."""
 
-    __slots__ = ("bypassed", "built", "evicted", "failed", "retired", "reused")
+    __slots__ = ("built", "bypassed", "evicted", "failed", "retired", "reused")
 
     def __init__(self) -> None:
         self.built = 0

@@ -54,7 +54,10 @@ _handed = _Handed()
 
 
 def skip_initialised(
-    wrapped: Callable[..., object], instance: object, args: tuple[object, ...], kwargs: dict[str, object]
+    wrapped: Callable[..., object],
+    instance: object,
+    args: tuple[object, ...],
+    kwargs: dict[str, object],
 ) -> object:
     """The ``__init__`` wrapper: skip the instance ``__new__`` just handed out built."""
     stack = _handed.stack
@@ -92,7 +95,11 @@ def make_new(
         reason = bypass_reason()
         loop = None
         if reason is None:
-            if not args and not kwargs and sys._getframe(1).f_globals.get("__name__") in _COPY_MODULES:
+            if (
+                not args
+                and not kwargs
+                and sys._getframe(1).f_globals.get("__name__") in _COPY_MODULES
+            ):
                 return object_new(klass)
             try:
                 key = build_key(args, kwargs)
@@ -112,7 +119,7 @@ def make_new(
             return object_new(klass)
 
         def build() -> object:
-            client = object_new(klass)
+            client: object = object_new(klass)
             original_init(client, **{name: detach(value) for name, value in kwargs.items()})
             return client
 

@@ -17,7 +17,7 @@ BYPASS: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 )
 
 
-class bypass:  # noqa: N801 - used as a function: ``with clientdedupe.bypass():``
+class bypass:
     """Build fresh clients inside the block, in this thread or task only.
 
     Clients built inside the block are ordinary clients: they are never shared and close

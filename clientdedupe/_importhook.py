@@ -32,7 +32,7 @@ class _NotifyingLoader:
 
     def create_module(self, spec: ModuleSpec) -> ModuleType | None:
         create = getattr(self._loader, "create_module", None)
-        return None if create is None else create(spec)  # type: ignore[no-any-return]
+        return None if create is None else create(spec)
 
     def exec_module(self, module: ModuleType) -> None:
         module.__loader__ = self._loader  # type: ignore[assignment]
@@ -81,9 +81,9 @@ class ImportWatcher:
     def install(self) -> None:
         """Put the watcher first on ``sys.meta_path``."""
         if self not in sys.meta_path:
-            sys.meta_path.insert(0, self)  # type: ignore[arg-type]
+            sys.meta_path.insert(0, self)
 
     def remove(self) -> None:
         """Take the watcher off ``sys.meta_path``."""
         while self in sys.meta_path:
-            sys.meta_path.remove(self)  # type: ignore[arg-type]
+            sys.meta_path.remove(self)

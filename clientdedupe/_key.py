@@ -15,6 +15,7 @@ import os
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Hashable, Mapping
+    from typing import Any
 
     from ._targets import Target
 
@@ -76,7 +77,7 @@ def detach(value: object) -> object:
     return value
 
 
-def _environ_reader() -> Callable[[str], object]:
+def _environ_reader() -> Callable[[Any], object]:
     """A fast ``os.environ.get`` for pre-encoded names.
 
     ``os.environ.get`` encodes the name and decodes the value on every call; reading the
@@ -85,12 +86,13 @@ def _environ_reader() -> Callable[[str], object]:
     data = getattr(os.environ, "_data", None)
     if isinstance(data, dict):
         return data.get
-    return os.environ.get  # type: ignore[return-value]
+    return os.environ.get
 
 
-def _encode(name: str) -> str:
+def _encode(name: str) -> object:
+    """``name`` as ``os.environ._data`` stores it (bytes on POSIX)."""
     encode = getattr(os.environ, "encodekey", None)
-    return encode(name) if encode is not None else name  # type: ignore[no-any-return]
+    return name if encode is None else encode(name)
 
 
 class KeyBuilder:
@@ -109,7 +111,7 @@ class KeyBuilder:
         self._accepts_any = any(p.kind is p.VAR_KEYWORD for p in parameters)
         # Only the parameters this version of the SDK has: a variable whose parameter
         # is missing is read whatever the arguments.
-        plan: list[tuple[str | None, tuple[object, ...]]] = []
+        plan: list[tuple[str, tuple[object, ...]]] = []
         always = [_encode(name) for name in target.env_always]
         for parameter, names in target.env:
             encoded = tuple(_encode(name) for name in names)

@@ -23,10 +23,13 @@ from ._context import BYPASS
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from types import FrameType
 
     from ._cache import ClientCache
 
-    Wrapper = Callable[[Callable[..., object], object, tuple[object, ...], dict[str, object]], object]
+    Wrapper = Callable[
+        [Callable[..., object], object, tuple[object, ...], dict[str, object]], object
+    ]
 
 # The connection pools (the SDK's ``_client`` attribute) of every client the cache has
 # held, even if since evicted or retired: closing any client that uses one is a no-op.
@@ -54,7 +57,12 @@ def is_guarded(client: object) -> bool:
         return False
 
 
-def close(wrapped: Callable[..., object], instance: object, args: tuple[object, ...], kwargs: dict[str, object]) -> object:
+def close(
+    wrapped: Callable[..., object],
+    instance: object,
+    args: tuple[object, ...],
+    kwargs: dict[str, object],
+) -> object:
     """``close()`` of a sync client."""
     if instance is not None and is_guarded(instance):
         _log_kept_open(instance)
@@ -66,7 +74,12 @@ async def _already_closed() -> None:
     return None
 
 
-def aclose(wrapped: Callable[..., object], instance: object, args: tuple[object, ...], kwargs: dict[str, object]) -> object:
+def aclose(
+    wrapped: Callable[..., object],
+    instance: object,
+    args: tuple[object, ...],
+    kwargs: dict[str, object],
+) -> object:
     """``close()`` of an async client: returns an awaitable either way."""
     if instance is not None and is_guarded(instance):
         _log_kept_open(instance)
@@ -77,10 +90,17 @@ def aclose(wrapped: Callable[..., object], instance: object, args: tuple[object,
 def _log_kept_open(instance: object) -> None:
     from ._log import logger
 
-    logger().debug("close() on a shared %s: kept open for its other holders", type(instance).__name__)
+    logger().debug(
+        "close() on a shared %s: kept open for its other holders", type(instance).__name__
+    )
 
 
-def copy(wrapped: Callable[..., object], instance: object, args: tuple[object, ...], kwargs: dict[str, object]) -> object:
+def copy(
+    wrapped: Callable[..., object],
+    instance: object,
+    args: tuple[object, ...],
+    kwargs: dict[str, object],
+) -> object:
     """``with_options()`` / ``copy()``: the SDK builds the new client with the usual
     constructor, which must not hand back a shared one."""
     token = BYPASS.set("with_options()/copy()")
@@ -93,12 +113,12 @@ def copy(wrapped: Callable[..., object], instance: object, args: tuple[object, .
 def _assigned_by(package: str) -> bool:
     """Whether the attribute assignment being hooked was made by ``package``'s own code
     (the SDK caching or refreshing its own state), rather than by a holder."""
-    frame = sys._getframe(2)
+    frame: FrameType | None = sys._getframe(2)
     while frame is not None:
-        module = frame.f_globals.get("__name__", "")
+        module = str(frame.f_globals.get("__name__", ""))
         if not (module.startswith("wrapt") or module.startswith("clientdedupe.")):
             return module == package or module.startswith(package + ".")
-        frame = frame.f_back  # type: ignore[assignment]
+        frame = frame.f_back
     return False
 
 
@@ -106,7 +126,10 @@ def retire_on_client_setattr(cache: ClientCache, package: str) -> Wrapper:
     """``__setattr__`` of a client class: an assignment by a holder retires the client."""
 
     def __setattr__(
-        wrapped: Callable[..., object], instance: object, args: tuple[object, ...], kwargs: dict[str, object]
+        wrapped: Callable[..., object],
+        instance: object,
+        args: tuple[object, ...],
+        kwargs: dict[str, object],
     ) -> object:
         result = wrapped(*args, **kwargs)
         if cache.is_shared(instance) and not _assigned_by(package):
@@ -121,7 +144,10 @@ def retire_on_resource_setattr(cache: ClientCache, package: str) -> Wrapper:
     ``client.chat.completions`` (as ``instructor.patch`` does) retires the client."""
 
     def __setattr__(
-        wrapped: Callable[..., object], instance: object, args: tuple[object, ...], kwargs: dict[str, object]
+        wrapped: Callable[..., object],
+        instance: object,
+        args: tuple[object, ...],
+        kwargs: dict[str, object],
     ) -> object:
         result = wrapped(*args, **kwargs)
         owner = getattr(instance, "__dict__", {}).get("_client")

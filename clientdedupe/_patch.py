@@ -10,6 +10,7 @@ from __future__ import annotations
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import Any
 
 _MISSING = object()
 
@@ -45,7 +46,8 @@ class Patches:
         """Wrap ``cls.name`` (inherited or not) with a wrapt function wrapper."""
         import wrapt
 
-        self.set(cls, name, wrapt.FunctionWrapper(resolve(cls, name), wrapper))
+        original: Any = resolve(cls, name)
+        self.set(cls, name, wrapt.FunctionWrapper(original, wrapper))
 
     def undo(self, down_to: int = 0) -> None:
         """Put the attributes back, newest first, until only ``down_to`` patches remain."""

@@ -70,7 +70,9 @@ class Runtime:
     def _patch(self, target: Target) -> type:
         cls = getattr(sys.modules[target.module], target.name, None)
         if not isinstance(cls, type):
-            raise Unsupported(f"{target.name} is not a class in this version of {target.sdk.distribution}")
+            raise Unsupported(
+                f"{target.name} is not a class in this version of {target.sdk.distribution}"
+            )
         for klass in cls.__mro__[:-1]:
             new = vars(klass).get("__new__")
             if new is not None and not is_ours(new):
@@ -83,13 +85,24 @@ class Runtime:
         patches = self._patches
         # CPython cannot delete a __new__ once set on a class: a left-behind one passes
         # through (Settings.active is False after uninstall()).
-        patches.set(cls, "__new__", staticmethod(make_new(target, cls, init, self.cache, self.settings)), sticky=True)
+        patches.set(
+            cls,
+            "__new__",
+            staticmethod(make_new(target, cls, init, self.cache, self.settings)),
+            sticky=True,
+        )
         patches.wrap(cls, "__init__", skip_initialised)
-        patches.wrap(cls, "close", _lifetime.aclose if inspect.iscoroutinefunction(close) else _lifetime.close)
+        patches.wrap(
+            cls,
+            "close",
+            _lifetime.aclose if inspect.iscoroutinefunction(close) else _lifetime.close,
+        )
         for name in ("copy", "with_options"):
             if any(name in vars(klass) for klass in cls.__mro__):
                 patches.wrap(cls, name, _lifetime.copy)
-        patches.wrap(cls, "__setattr__", _lifetime.retire_on_client_setattr(self.cache, target.sdk.package))
+        patches.wrap(
+            cls, "__setattr__", _lifetime.retire_on_client_setattr(self.cache, target.sdk.package)
+        )
         return cls
 
     def _patch_sdk(self, sdk: Sdk) -> None:

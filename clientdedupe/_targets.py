@@ -13,8 +13,11 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
 # Read by httpx / httpx2 when the SDK builds its own HTTP client (``trust_env=True``):
-# proxies (both spellings, as urllib.request.getproxies() reads them) and CA bundles.
+# proxies (both spellings, as urllib.request.getproxies() reads them; REQUEST_METHOD
+# makes it ignore HTTP_PROXY), CA bundles, and the TLS key log file.
 HTTP_ENV = (
+    "REQUEST_METHOD",
+    "SSLKEYLOGFILE",
     "HTTP_PROXY",
     "HTTPS_PROXY",
     "ALL_PROXY",
@@ -139,12 +142,28 @@ _CEREBRAS_ENV: EnvPlan = (
     _HTTP,
 )
 
+# openai 2.x and 3.x merge this into the headers whatever default_headers says.
+_OPENAI_ALWAYS = ("OPENAI_CUSTOM_HEADERS",)
+
 BUILTIN_TARGETS: tuple[Target, ...] = (
-    Target(OPENAI, "openai", "OpenAI", is_async=False, env=_OPENAI_ENV),
-    Target(OPENAI, "openai", "AsyncOpenAI", is_async=True, env=_OPENAI_ENV),
-    Target(OPENAI, "openai", "AzureOpenAI", is_async=False, env=_AZURE_ENV),
-    Target(OPENAI, "openai", "AsyncAzureOpenAI", is_async=True, env=_AZURE_ENV),
-    Target(GROQ, "groq", "Groq", is_async=False, env=_GROQ_ENV, env_always=("GROQ_CUSTOM_HEADERS",)),
+    Target(OPENAI, "openai", "OpenAI", is_async=False, env=_OPENAI_ENV, env_always=_OPENAI_ALWAYS),
+    Target(
+        OPENAI, "openai", "AsyncOpenAI", is_async=True, env=_OPENAI_ENV, env_always=_OPENAI_ALWAYS
+    ),
+    Target(
+        OPENAI, "openai", "AzureOpenAI", is_async=False, env=_AZURE_ENV, env_always=_OPENAI_ALWAYS
+    ),
+    Target(
+        OPENAI,
+        "openai",
+        "AsyncAzureOpenAI",
+        is_async=True,
+        env=_AZURE_ENV,
+        env_always=_OPENAI_ALWAYS,
+    ),
+    Target(
+        GROQ, "groq", "Groq", is_async=False, env=_GROQ_ENV, env_always=("GROQ_CUSTOM_HEADERS",)
+    ),
     Target(
         GROQ, "groq", "AsyncGroq", is_async=True, env=_GROQ_ENV, env_always=("GROQ_CUSTOM_HEADERS",)
     ),
@@ -167,7 +186,9 @@ BUILTIN_TARGETS: tuple[Target, ...] = (
 )
 
 
-def select(names: Iterable[str] | None, table: tuple[Target, ...] = BUILTIN_TARGETS) -> list[Target]:
+def select(
+    names: Iterable[str] | None, table: tuple[Target, ...] = BUILTIN_TARGETS
+) -> list[Target]:
     """The targets named by ``names``: SDK modules (``"openai"``) or classes
     (``"groq.AsyncGroq"``). ``None`` selects all of them.
 
@@ -183,6 +204,8 @@ def select(names: Iterable[str] | None, table: tuple[Target, ...] = BUILTIN_TARG
         matched = [t for t in table if name in (t.module, t.qualname)]
         if not matched:
             valid = sorted({t.module for t in table} | {t.qualname for t in table})
-            raise ValueError(f"unknown clientdedupe target {name!r}; valid targets: {', '.join(valid)}")
+            raise ValueError(
+                f"unknown clientdedupe target {name!r}; valid targets: {', '.join(valid)}"
+            )
         chosen.extend(t for t in matched if t not in chosen)
     return chosen

@@ -30,7 +30,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "clientdedupe_bypass: build fresh SDK clients in this test (clientdedupe.bypass())"
+        "markers",
+        "clientdedupe_bypass: build fresh SDK clients in this test (clientdedupe.bypass())",
     )
     if config.getoption("--clientdedupe") and not clientdedupe.is_installed():
         clientdedupe.install()
@@ -56,9 +57,9 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
 @pytest.fixture
 def clientdedupe_cache() -> Iterator[None]:
     """An empty clientdedupe cache for this test; the previous one is back after it."""
-    saved = _api.save_state()
+    saved = _api.SavedState()
     clientdedupe.cache_clear()
     try:
         yield
     finally:
-        _api.restore_state(saved)
+        saved.restore()

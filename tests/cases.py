@@ -85,13 +85,29 @@ def _cerebras(server: StubServer) -> Kwargs:
     return {"base_url": server.cerebras_base_url}
 
 
-def _case(qualname: str, kwargs: Callable[[StubServer], Kwargs], key_env: str, url_env: str) -> list[Case]:
+def _case(
+    qualname: str, kwargs: Callable[[StubServer], Kwargs], key_env: str, url_env: str
+) -> list[Case]:
     module, _, name = qualname.rpartition(".")
     async_qualname = f"{module}.Async{name}"
     url_param = "azure_endpoint" if "Azure" in name else "base_url"
     return [
-        Case(qualname, kwargs, is_async=False, api_key_env=key_env, base_url_param=url_param, base_url_env=url_env),
-        Case(async_qualname, kwargs, is_async=True, api_key_env=key_env, base_url_param=url_param, base_url_env=url_env),
+        Case(
+            qualname,
+            kwargs,
+            is_async=False,
+            api_key_env=key_env,
+            base_url_param=url_param,
+            base_url_env=url_env,
+        ),
+        Case(
+            async_qualname,
+            kwargs,
+            is_async=True,
+            api_key_env=key_env,
+            base_url_param=url_param,
+            base_url_env=url_env,
+        ),
     ]
 
 

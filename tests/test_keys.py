@@ -73,7 +73,9 @@ def test_different_classes_are_never_merged(server: StubServer) -> None:
     import openai
 
     plain = openai.OpenAI(api_key="k", base_url=server.openai_base_url)
-    azure = openai.AzureOpenAI(api_key="k", base_url=server.openai_base_url, api_version="2024-06-01")
+    azure = openai.AzureOpenAI(
+        api_key="k", base_url=server.openai_base_url, api_version="2024-06-01"
+    )
     assert type(azure) is openai.AzureOpenAI
     assert plain is not azure
 

@@ -1,0 +1,263 @@
+"""SPEC §3.1-3.2: install() and uninstall(), whatever the import order."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+from openai import OpenAI  # bound before install(), as at the top of a user's module
+
+import clientdedupe
+from clientdedupe import _targets
+from clientdedupe._stub_server import StubServer
+
+from .cases import CASES, Case
+
+TARGET_CLASSES = [case.cls for case in CASES]
+RESOURCE_BASES = [
+    getattr(importlib.import_module(path.partition(":")[0]), path.partition(":")[2])
+    for sdk in (_targets.OPENAI, _targets.GROQ, _targets.CEREBRAS)
+    for path in sdk.resource_bases
+]
+PATCHED_NAMES = ("__init__", "close", "copy", "with_options", "__setattr__")
+
+
+def class_attributes() -> dict[tuple[type, str], object]:
+    """What every class clientdedupe may patch has in its own ``vars()``."""
+    return {
+        (cls, name): vars(cls).get(name, "<absent>")
+        for cls in TARGET_CLASSES + RESOURCE_BASES
+        for name in PATCHED_NAMES
+    }
+
+
+def run_python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    import os
+
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("CLIENTDEDUPE")}
+    environment.update(env)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=120,
+    )
+
+
+def test_names_bound_before_install_are_deduplicated(server: StubServer) -> None:
+    clientdedupe.install()
+    try:
+        url = server.openai_base_url
+        a = OpenAI(api_key="k", base_url=url)
+        assert openai.OpenAI(api_key="k", base_url=url) is a
+        assert openai.Client(api_key="k", base_url=url) is a
+        assert sys.modules["openai._client"].OpenAI(api_key="k", base_url=url) is a
+    finally:
+        clientdedupe.uninstall()
+
+
+def test_install_twice_is_harmless(server: StubServer) -> None:
+    clientdedupe.install()
+    try:
+        init_after_one = vars(openai.OpenAI)["__init__"]
+        clientdedupe.install()
+        assert vars(openai.OpenAI)["__init__"] is init_after_one
+        assert clientdedupe.is_installed()
+        url = server.openai_base_url
+        assert openai.OpenAI(api_key="k", base_url=url) is openai.OpenAI(api_key="k", base_url=url)
+    finally:
+        clientdedupe.uninstall()
+    assert not clientdedupe.is_installed()
+
+
+def test_uninstall_restores_every_replaced_attribute(server: StubServer) -> None:
+    before = class_attributes()
+    clientdedupe.install()
+    during = class_attributes()
+    assert all(during[(cls, "__init__")] is not before[(cls, "__init__")] for cls in TARGET_CLASSES)
+    clientdedupe.uninstall()
+    after = class_attributes()
+    changed = [key for key in before if after[key] is not before[key]]
+    assert changed == []
+
+
+def test_after_uninstall_each_construction_builds_a_fresh_client(server: StubServer) -> None:
+    clientdedupe.install()
+    url = server.openai_base_url
+    shared = openai.OpenAI(api_key="k", base_url=url)
+    clientdedupe.uninstall()
+    first, second = (
+        openai.OpenAI(api_key="k", base_url=url),
+        openai.OpenAI(api_key="k", base_url=url),
+    )
+    assert first is not second and shared not in (first, second)
+    # A client handed out before uninstall() keeps working.
+    assert shared.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
+    assert clientdedupe.stats() == {}
+
+
+def test_install_uninstall_install_works(server: StubServer) -> None:
+    url = server.openai_base_url
+    clientdedupe.install()
+    clientdedupe.uninstall()
+    clientdedupe.install()
+    try:
+        assert openai.OpenAI(api_key="k", base_url=url) is openai.OpenAI(api_key="k", base_url=url)
+    finally:
+        clientdedupe.uninstall()
+    assert openai.OpenAI(api_key="k", base_url=url) is not openai.OpenAI(api_key="k", base_url=url)
+
+
+@pytest.mark.parametrize("case", CASES, ids=repr)
+def test_the_constructor_keeps_its_real_signature(case: Case) -> None:
+    cls = case.cls
+    signature, argspec = inspect.signature(cls), inspect.getfullargspec(cls.__init__)
+    clientdedupe.install()
+    try:
+        assert inspect.signature(cls) == signature
+        assert inspect.getfullargspec(cls.__init__) == argspec
+    finally:
+        clientdedupe.uninstall()
+    assert inspect.signature(cls) == signature
+
+
+def test_targets_narrow_to_some_sdks_or_classes(server: StubServer) -> None:
+    import groq
+
+    clientdedupe.install(targets=["groq.AsyncGroq", "openai"])
+    try:
+        assert set(clientdedupe.stats()) == {
+            "groq.AsyncGroq",
+            "openai.OpenAI",
+            "openai.AsyncOpenAI",
+            "openai.AzureOpenAI",
+            "openai.AsyncAzureOpenAI",
+        }
+        url = server.groq_base_url
+        assert groq.Groq(api_key="k", base_url=url) is not groq.Groq(api_key="k", base_url=url)
+    finally:
+        clientdedupe.uninstall()
+
+
+def test_an_unknown_target_raises_value_error_naming_the_valid_ones() -> None:
+    with pytest.raises(ValueError, match="nope") as raised:
+        clientdedupe.install(targets=["nope"])
+    message = str(raised.value)
+    for valid in ("openai", "groq.AsyncGroq", "cerebras.cloud.sdk.Cerebras", "openai.AzureOpenAI"):
+        assert valid in message
+    assert not clientdedupe.is_installed()
+
+
+@pytest.mark.parametrize(
+    "order",
+    ["install, then import", "import, then install", "from-import, then install"],
+)
+def test_import_order_does_not_matter(order: str, server: StubServer) -> None:
+    steps = {
+        "install, then import": "clientdedupe.install()\nimport openai\nC = openai.OpenAI",
+        "import, then install": "import openai\nclientdedupe.install()\nC = openai.OpenAI",
+        "from-import, then install": "from openai import OpenAI as C\nclientdedupe.install()",
+    }[order]
+    result = run_python(
+        "import clientdedupe\n"
+        + steps
+        + f"\nurl = {server.openai_base_url!r}\n"
+        + "print(C(api_key='k', base_url=url) is C(api_key='k', base_url=url))"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "True"
+
+
+def test_install_imports_no_sdk_and_no_wrapt() -> None:
+    result = run_python(
+        """
+        import sys
+        import clientdedupe
+        clientdedupe.install()
+        heavy = ("openai", "groq", "cerebras", "httpx", "httpx2", "wrapt", "asyncio", "logging")
+        print(sorted(m for m in heavy if m in sys.modules))
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_an_sdk_shaped_differently_is_skipped_with_one_warning(tmp_path: Path) -> None:
+    # A "groq" whose Groq is not a class: importing it must still work, unpatched.
+    package = tmp_path / "groq"
+    package.mkdir()
+    (package / "__init__.py").write_text("Groq = 42\nclass AsyncGroq:\n    pass\n")
+    result = run_python(
+        """
+        import clientdedupe
+        clientdedupe.install(targets=["groq"])
+        import groq
+        print(groq.Groq, groq.AsyncGroq() is not groq.AsyncGroq())
+        """,
+        PYTHONPATH=str(tmp_path),
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["42", "True"]
+    warnings = [line for line in result.stderr.splitlines() if "not deduplicating" in line]
+    assert len(warnings) == 2, result.stderr
+    assert "groq.Groq" in warnings[0]
+
+
+def test_a_failure_inside_the_import_hook_never_breaks_the_import(tmp_path: Path) -> None:
+    # A module whose attribute access raises: patching fails, the import succeeds.
+    package = tmp_path / "groq"
+    package.mkdir()
+    (package / "__init__.py").write_text(
+        "def __getattr__(name):\n    raise RuntimeError('boom')\nanswer = 42\n"
+    )
+    result = run_python(
+        """
+        import clientdedupe
+        clientdedupe.install(targets=['groq'])
+        import groq
+        print(groq.answer)
+        """,
+        PYTHONPATH=str(tmp_path),
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "42"
+
+
+def test_the_import_watcher_leaves_the_real_loader_on_the_module() -> None:
+    result = run_python(
+        """
+        import clientdedupe
+        clientdedupe.install()
+        import groq
+        print(type(groq.__loader__).__name__, type(groq.__spec__.loader).__name__)
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["SourceFileLoader", "SourceFileLoader"]
+
+
+def test_uninstall_removes_the_import_watcher() -> None:
+    clientdedupe.install()
+    assert any(type(f).__name__ == "ImportWatcher" for f in sys.meta_path)
+    clientdedupe.uninstall()
+    assert not any(type(f).__name__ == "ImportWatcher" for f in sys.meta_path)
+
+
+def test_max_clients_and_async_mode_arguments_are_validated() -> None:
+    bad: list[dict[str, Any]] = [
+        {"max_clients": 0},
+        {"max_clients": "3"},
+        {"async_mode": "sometimes"},
+    ]
+    for kwargs in bad:
+        with pytest.raises(ValueError):
+            clientdedupe.install(**kwargs)
+    assert not clientdedupe.is_installed()
