@@ -62,6 +62,7 @@ class StubServer:
         self.ca_cert_path: str | None = None
         """PEM file of the throwaway CA (only when ``tls=True`` and started)."""
         self._lock = threading.Lock()
+        self._all_closed = threading.Condition(self._lock)
         self._stopping = threading.Event()
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -107,7 +108,10 @@ class StubServer:
             # that the handler thread may be using.
             with contextlib.suppress(OSError):
                 socket.socket.shutdown(sock, socket.SHUT_RDWR)
-        httpd.server_close()  # also joins the (now unblocked) handler threads
+        httpd.server_close()
+        with self._all_closed:
+            # Handler threads are daemons (not joined): wait for them to let go.
+            self._all_closed.wait_for(lambda: not self._open, timeout=5)
         if self._thread is not None:
             self._thread.join()
             self._thread = None
@@ -224,6 +228,7 @@ class StubServer:
     def _on_close(self, sock: socket.socket) -> None:
         with self._lock:
             self._open.discard(sock)
+            self._all_closed.notify_all()
 
     def _on_handshake(self) -> None:
         with self._lock:
