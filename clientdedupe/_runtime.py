@@ -18,13 +18,50 @@ from ._patch import Patches, resolve
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
     from ._targets import Sdk, Target
 
 
 class Unsupported(Exception):
     """This version of the SDK is shaped differently: the class is left alone."""
+
+
+def inspect_target(target: Target) -> tuple[type, Callable[..., object], object]:
+    """The class of an imported target, its ``__init__`` and ``close``; raises
+    ``Unsupported`` if this version of the SDK is shaped differently."""
+    cls = getattr(sys.modules[target.module], target.name, None)
+    if not isinstance(cls, type):
+        raise Unsupported(
+            f"{target.name} is not a class in this version of {target.sdk.distribution}"
+        )
+    for klass in cls.__mro__[:-1]:
+        new = vars(klass).get("__new__")
+        if new is not None and not is_ours(new):
+            raise Unsupported(f"{klass.__qualname__} defines its own __new__")
+    init = resolve(cls, "__init__")
+    if not inspect.isfunction(init):
+        raise Unsupported("its __init__ is not a Python function")
+    try:
+        close = resolve(cls, "close")
+    except AttributeError:
+        raise Unsupported("it has no close() to guard") from None
+    return cls, init, close
+
+
+def resource_bases(sdk: Sdk) -> list[type]:
+    """The SDK's resource base classes; raises ``Unsupported`` if one is missing."""
+    bases = []
+    for path in sdk.resource_bases:
+        module_name, _, class_name = path.partition(":")
+        try:
+            base = getattr(importlib.import_module(module_name), class_name, None)
+        except ImportError:
+            base = None
+        if not isinstance(base, type):
+            raise Unsupported(f"{path} is missing: changes to its resources could not be seen")
+        bases.append(base)
+    return bases
 
 
 class Runtime:
@@ -68,20 +105,7 @@ class Runtime:
         self.patched.clear()
 
     def _patch(self, target: Target) -> type:
-        cls = getattr(sys.modules[target.module], target.name, None)
-        if not isinstance(cls, type):
-            raise Unsupported(
-                f"{target.name} is not a class in this version of {target.sdk.distribution}"
-            )
-        for klass in cls.__mro__[:-1]:
-            new = vars(klass).get("__new__")
-            if new is not None and not is_ours(new):
-                raise Unsupported(f"{klass.__qualname__} defines its own __new__")
-        init = resolve(cls, "__init__")
-        if not inspect.isfunction(init):
-            raise Unsupported("its __init__ is not a Python function")
-        close = resolve(cls, "close")
-
+        cls, init, close = inspect_target(target)
         patches = self._patches
         # CPython cannot delete a __new__ once set on a class: a left-behind one passes
         # through (Settings.active is False after uninstall()).
@@ -109,13 +133,7 @@ class Runtime:
         """Hook assignments on the SDK's resource objects, once per SDK."""
         if sdk.package in self._sdks_done:
             return
-        bases = []
-        for path in sdk.resource_bases:
-            module_name, _, class_name = path.partition(":")
-            base = getattr(importlib.import_module(module_name), class_name, None)
-            if not isinstance(base, type):
-                raise Unsupported(f"{path} is missing: changes to its resources could not be seen")
-            bases.append(base)
+        bases = resource_bases(sdk)
         hook = _lifetime.retire_on_resource_setattr(self.cache, sdk.package)
         for base in bases:
             self._patches.wrap(base, "__setattr__", hook)

@@ -52,3 +52,6 @@ def server() -> Iterator[StubServer]:
 def tls_server() -> Iterator[StubServer]:
     with StubServer(tls=True) as srv:
         yield srv
+
+
+pytest_plugins = ["pytester"]

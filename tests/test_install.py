@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import subprocess
 import sys
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +17,7 @@ from clientdedupe import _targets
 from clientdedupe._stub_server import StubServer
 
 from .cases import CASES, Case
+from .processes import run_python
 
 TARGET_CLASSES = [case.cls for case in CASES]
 RESOURCE_BASES = [
@@ -36,20 +35,6 @@ def class_attributes() -> dict[tuple[type, str], object]:
         for cls in TARGET_CLASSES + RESOURCE_BASES
         for name in PATCHED_NAMES
     }
-
-
-def run_python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
-    import os
-
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("CLIENTDEDUPE")}
-    environment.update(env)
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        env=environment,
-        timeout=120,
-    )
 
 
 def test_names_bound_before_install_are_deduplicated(server: StubServer) -> None:

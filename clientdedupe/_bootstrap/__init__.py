@@ -1,1 +1,0 @@
-"""The directory ``clientdedupe run`` puts first on ``PYTHONPATH`` (see sitecustomize.py)."""

@@ -1,0 +1,69 @@
+"""The ``clientdedupe`` command: ``run``, ``doctor`` and ``demo``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="clientdedupe",
+        description="Share one LLM SDK client per configuration in programs you did not write.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser(
+        "run",
+        help="run a command with clientdedupe active",
+        usage="clientdedupe run [options] -- COMMAND [ARGS...]",
+        description="Run COMMAND with clientdedupe active in it and in the Python "
+        "processes it starts (they inherit the environment).",
+    )
+    from ._launcher import add_arguments as add_run_arguments
+
+    add_run_arguments(run)
+
+    commands.add_parser(
+        "doctor",
+        help="show what clientdedupe would do in this environment",
+        description="Installed SDKs and versions, the classes that would be patched or "
+        "skipped (and why), and whether activation is on here.",
+    )
+
+    demo = commands.add_parser(
+        "demo",
+        help="see the difference on a simulated many-agents program",
+        description="Run a shipped example that builds one OpenAI client per agent against "
+        "an embedded loopback server, without and with clientdedupe, and compare.",
+    )
+    from ._demo import add_arguments as add_demo_arguments
+
+    add_demo_arguments(demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``clientdedupe`` command; returns the exit code."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    # Everything after "run [options] --" belongs to the command, untouched.
+    command: list[str] = []
+    if args_list[:1] == ["run"] and "--" in args_list:
+        split = args_list.index("--")
+        args_list, command = args_list[:split], args_list[split + 1 :]
+    args = _parser().parse_args(args_list)
+    if args.command == "run":
+        from ._launcher import run
+
+        return run(args, command)
+    if args.command == "doctor":
+        from ._doctor import doctor
+
+        return doctor()
+    from ._demo import main as demo
+
+    return demo(args)

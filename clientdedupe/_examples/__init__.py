@@ -1,0 +1,1 @@
+"""The example programs ``clientdedupe demo`` runs."""
