@@ -1,4 +1,4 @@
-"""Activation at interpreter start, from the environment alone (SPEC §3.3–3.4, §4).
+"""Activation at interpreter start, from the environment alone (SPEC §3.3-3.4, §4).
 
 ``activate()`` is what the sitecustomize files call: it does nothing unless
 ``CLIENTDEDUPE`` is on, and it never raises. It must stay cheap: it runs before every
