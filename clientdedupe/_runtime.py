@@ -107,14 +107,6 @@ class Runtime:
     def _patch(self, target: Target) -> type:
         cls, init, close = inspect_target(target)
         patches = self._patches
-        # CPython cannot delete a __new__ once set on a class: a left-behind one passes
-        # through (Settings.active is False after uninstall()).
-        patches.set(
-            cls,
-            "__new__",
-            staticmethod(make_new(target, cls, init, self.cache, self.settings)),
-            sticky=True,
-        )
         patches.wrap(cls, "__init__", skip_initialised)
         patches.wrap(
             cls,
@@ -127,6 +119,11 @@ class Runtime:
         patches.wrap(
             cls, "__setattr__", _lifetime.retire_on_client_setattr(self.cache, target.sdk.package)
         )
+        # Last, once everything it relies on is in place. CPython cannot delete a
+        # __new__ once set on a class: uninstall() leaves it, as a pass-through
+        # (Settings.active is then False).
+        new = make_new(target, cls, init, self.cache, self.settings)
+        patches.set(cls, "__new__", staticmethod(new), sticky=True)
         return cls
 
     def _patch_sdk(self, sdk: Sdk) -> None:

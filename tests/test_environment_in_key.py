@@ -88,6 +88,14 @@ def test_an_explicit_none_still_reads_the_variable(
     first = openai.OpenAI(api_key=None, base_url=server.openai_base_url)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-second")
     assert openai.OpenAI(api_key=None, base_url=server.openai_base_url) is not first
+    # base_url's default is a sentinel (openai 3.x), yet None also means "read the variable".
+    with StubServer() as other:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.openai_base_url)
+        first = openai.OpenAI(api_key="k", base_url=None)
+        monkeypatch.setenv("OPENAI_BASE_URL", other.openai_base_url)
+        second = openai.OpenAI(api_key="k", base_url=None)
+        assert second is not first
+        assert str(second.base_url).rstrip("/") == other.openai_base_url
 
 
 @pytest.mark.parametrize("variable", ["HTTPS_PROXY", "no_proxy", "SSL_CERT_FILE"])

@@ -246,3 +246,22 @@ def test_max_clients_and_async_mode_arguments_are_validated() -> None:
         with pytest.raises(ValueError):
             clientdedupe.install(**kwargs)
     assert not clientdedupe.is_installed()
+
+
+def test_a_broken_wrapt_leaves_the_sdk_importable_and_unpatched(tmp_path: Path) -> None:
+    blocker = tmp_path / "wrapt"
+    blocker.mkdir()
+    (blocker / "__init__.py").write_text("raise ImportError('wrapt is broken here')\n")
+    result = run_python(
+        """
+        import clientdedupe
+        clientdedupe.install()
+        import openai
+        url = "http://127.0.0.1:9/v1"
+        print(openai.OpenAI(api_key="k", base_url=url) is openai.OpenAI(api_key="k", base_url=url))
+        """,
+        PYTHONPATH=str(tmp_path),
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
+    assert "not deduplicating openai.OpenAI: ImportError" in result.stderr
