@@ -7,8 +7,16 @@ does the work (or ``CLIENTDEDUPE=1`` with the sitecustomize, or ``clientdedupe r
 
 from __future__ import annotations
 
-from ._api import cache_clear, install, is_installed, stats, uninstall
+from ._api import cache_clear, install, is_installed, register, stats, uninstall
 from ._context import bypass
 
-__all__ = ["bypass", "cache_clear", "install", "is_installed", "stats", "uninstall"]
+__all__ = [
+    "bypass",
+    "cache_clear",
+    "install",
+    "is_installed",
+    "register",
+    "stats",
+    "uninstall",
+]
 __version__ = "0.1.0"

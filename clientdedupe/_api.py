@@ -13,11 +13,11 @@ from _thread import allocate_lock
 
 from . import _config
 from ._importhook import ImportWatcher
-from ._targets import select
+from ._targets import registered, select
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Mapping, Sequence
     from types import ModuleType
     from typing import Any
 
@@ -39,6 +39,7 @@ class _State:
         self.runtime: Runtime | None = None
         self.fork_hook_registered = False
         self.kill_switch_reported = False
+        self.environment_registered = False
 
 
 _state = _State()
@@ -62,7 +63,9 @@ def install(
     Idempotent. With ``CLIENTDEDUPE=0`` in the environment this does nothing.
     Raises ``ValueError`` for an unknown target or a bad argument.
     """
+    _register_from_environment()
     chosen = select(targets) if targets is not None else _targets_from_environment()
+    chosen += [t for t in registered if t not in chosen]
     bound = _config.max_clients(max_clients)
     mode = _config.async_mode(async_mode)
     if _config.flag(_config.ENABLED) is False:
@@ -100,6 +103,65 @@ def _targets_from_environment() -> list[Target]:
 
         logger().warning("ignoring %s: %s; deduplicating every target", _config.TARGETS, error)
         return select(None)
+
+
+def register(
+    target: str,
+    *,
+    env: Mapping[str, str | Sequence[str]] | None = None,
+    env_always: Sequence[str] = (),
+    is_async: bool | None = None,
+) -> None:
+    """Deduplicate one more client class, ``"package.module:ClassName"``, before or
+    after ``install()``, whatever ``install(targets=...)`` selected.
+
+    ``env`` maps each constructor parameter to the environment variable(s) the
+    constructor reads when that parameter is left out (``{"api_key": "ACME_API_KEY"}``);
+    ``env_always`` lists variables it reads whatever the arguments. Without ``env``,
+    every variable whose name starts with the package's name in capitals (``ACME_``)
+    is part of the key: safe, but a little slower. ``is_async`` is decided from the
+    class (an ``async def close``) when left out.
+
+    The class is imported now. Raises ``ValueError`` if it cannot be patched safely:
+    not a class, an ``__init__`` taking positional arguments, a ``__new__`` of its own,
+    or no ``close()``.
+    """
+    from ._register import check, make_target
+
+    new = make_target(target, env=env, env_always=env_always, is_async=is_async, source="code")
+    check(new)
+    _add(new)
+
+
+def _register_from_environment() -> None:
+    """Register each class of ``CLIENTDEDUPE_EXTRA_TARGETS``, once, without importing it."""
+    if _state.environment_registered:
+        return
+    _state.environment_registered = True
+    for spec in _config.comma_list(_config.EXTRA_TARGETS) or ():
+        from ._register import make_target
+
+        try:
+            _add(make_target(spec, source="environment"))
+        except ValueError as error:
+            from ._log import logger
+
+            logger().warning("ignoring %s entry %r: %s", _config.EXTRA_TARGETS, spec, str(error))
+
+
+def _add(target: Target) -> None:
+    """Make ``target`` part of the registered targets and of the installation."""
+    with _state.lock:
+        if target not in registered:
+            registered.append(target)
+        if not _state.installed or target in _state.targets:
+            return
+        _state.targets.append(target)
+        if _state.watcher is not None:
+            _state.watcher.modules.add(target.module)
+        module = sys.modules.get(target.module)
+    if module is not None:
+        _on_import(module)
 
 
 def _on_import(module: ModuleType) -> None:

@@ -73,6 +73,8 @@ def make_new(
     original_init: Callable[..., object],
     cache: ClientCache,
     settings: Settings,
+    *,
+    is_async: bool,
 ) -> Callable[..., object]:
     """The ``__new__`` that deduplicates the constructions of exactly ``cls``."""
     build_key = KeyBuilder(target, original_init).build
@@ -81,7 +83,6 @@ def make_new(
     object_new = object.__new__
     bypass_reason = BYPASS.get
     handed = _handed
-    is_async = target.is_async
     running_loop: Callable[[], object] = lambda: None  # noqa: E731
     if is_async:
         import asyncio

@@ -110,6 +110,17 @@ def activation_lines() -> list[str]:
     return lines
 
 
+def registered_lines() -> list[str]:
+    """The targets added by ``register()`` or ``CLIENTDEDUPE_EXTRA_TARGETS``."""
+    from ._api import _register_from_environment
+    from ._targets import registered
+
+    _register_from_environment()
+    if not registered:
+        return ["  none (clientdedupe.register() or CLIENTDEDUPE_EXTRA_TARGETS add some)"]
+    return [f"    {t.qualname:<34} {t.source}: {_verdict(t)}" for t in registered]
+
+
 def doctor() -> int:
     """Print the report; returns 0."""
     wrapt_version = _version("wrapt") or "not installed"
@@ -117,6 +128,8 @@ def doctor() -> int:
     print(f"clientdedupe {__version__} on Python {python}, wrapt {wrapt_version}")
     print("SDKs:")
     print("\n".join(sdk_lines()))
+    print("Registered targets:")
+    print("\n".join(registered_lines()))
     print("Activation:")
     print("\n".join(activation_lines()))
     return 0

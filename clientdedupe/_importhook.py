@@ -51,7 +51,7 @@ class ImportWatcher:
     """
 
     def __init__(self, modules: Iterable[str], hook: Hook) -> None:
-        self.modules = frozenset(modules)
+        self.modules = set(modules)
         self._hook = hook
         self._finding: set[str] = set()
 

@@ -98,7 +98,17 @@ def _encode(name: str) -> object:
 class KeyBuilder:
     """Builds the keys of one target class, from its constructor's real signature."""
 
-    __slots__ = ("_accepts_any", "_always", "_defaults", "_env_plan", "target")
+    __slots__ = (
+        "_accepts_any",
+        "_always",
+        "_defaults",
+        "_env_plan",
+        "_file_params",
+        "_prefixes",
+        "_unless_params",
+        "_unless_variables",
+        "target",
+    )
 
     def __init__(self, target: Target, init: Callable[..., object]) -> None:
         self.target = target
@@ -121,6 +131,12 @@ class KeyBuilder:
                 always.extend(encoded)
         self._env_plan = tuple(plan)
         self._always = tuple(always)
+        self._prefixes = target.env_prefixes
+        self._file_params = target.file_params
+        self._unless_params = tuple(n for n in target.files_unless if n in self._defaults)
+        self._unless_variables = tuple(
+            _encode(n) for n in target.files_unless if n not in self._defaults
+        )
 
     def build(self, args: tuple[object, ...], kwargs: Mapping[str, object]) -> Hashable:
         """The key of ``cls(*args, **kwargs)``; raises ``Unkeyable`` to bypass."""
@@ -146,9 +162,27 @@ class KeyBuilder:
             if value is not None:
                 explicit.add(name)
         get = _environ_reader()
+        if self._file_params or self._unless_params or self._unless_variables:
+            self._refuse_files(explicit, get)
         env = [get(name) for name in self._always]
         for parameter, names in self._env_plan:
             # The constructor reads the variable only when the argument is left out.
             if parameter not in explicit:
                 env.extend(get(name) for name in names)
+        if self._prefixes:
+            prefixes = self._prefixes
+            env.append(tuple(sorted(i for i in os.environ.items() if i[0].startswith(prefixes))))
         return (frozenset(items), tuple(env))
+
+    def _refuse_files(self, explicit: set[str], get: Callable[[Any], object]) -> None:
+        """Raise ``Unkeyable`` if this construction would read configuration files,
+        whose content cannot be part of the key."""
+        if any(name in explicit for name in self._file_params):
+            raise Unkeyable("configuration read from files")
+        if not self._unless_params and not self._unless_variables:
+            return
+        if any(name in explicit for name in self._unless_params):
+            return
+        if any(get(variable) for variable in self._unless_variables):
+            return
+        raise Unkeyable("credentials read from files")

@@ -15,12 +15,13 @@ from ._cache import ClientCache
 from ._constructor import Settings, is_ours, make_new, skip_initialised
 from ._log import logger
 from ._patch import Patches, resolve
+from ._targets import Sdk
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
-    from ._targets import Sdk, Target
+    from ._targets import Target
 
 
 class Unsupported(Exception):
@@ -42,6 +43,9 @@ def inspect_target(target: Target) -> tuple[type, Callable[..., object], object]
     init = resolve(cls, "__init__")
     if not inspect.isfunction(init):
         raise Unsupported("its __init__ is not a Python function")
+    parameters = list(inspect.signature(init).parameters.values())[1:]
+    if any(p.kind not in (p.KEYWORD_ONLY, p.VAR_KEYWORD) for p in parameters):
+        raise Unsupported("its __init__ takes positional arguments (keyword-only are needed)")
     try:
         close = resolve(cls, "close")
     except AttributeError:
@@ -51,6 +55,11 @@ def inspect_target(target: Target) -> tuple[type, Callable[..., object], object]
 
 def resource_bases(sdk: Sdk) -> list[type]:
     """The SDK's resource base classes; raises ``Unsupported`` if one is missing."""
+    if sdk.resource_bases is None:  # a registered class: the usual ones, if there
+        try:
+            return resource_bases(Sdk.stainless(sdk.distribution, sdk.package, sdk.supported))
+        except Unsupported:
+            return []
     bases = []
     for path in sdk.resource_bases:
         module_name, _, class_name = path.partition(":")
@@ -122,7 +131,10 @@ class Runtime:
         # Last, once everything it relies on is in place. CPython cannot delete a
         # __new__ once set on a class: uninstall() leaves it, as a pass-through
         # (Settings.active is then False).
-        new = make_new(target, cls, init, self.cache, self.settings)
+        is_async = (
+            inspect.iscoroutinefunction(close) if target.is_async is None else target.is_async
+        )
+        new = make_new(target, cls, init, self.cache, self.settings, is_async=is_async)
         patches.set(cls, "__new__", staticmethod(new), sticky=True)
         return cls
 

@@ -241,7 +241,9 @@ class StubServer:
     # -- responses ---------------------------------------------------------------
 
     def _respond(self, method: str, path: str, body: bytes) -> tuple[int, _Json]:
-        if method == "POST" and path.endswith("/chat/completions"):
+        answers = {"/chat/completions": self._chat_completion, "/v1/messages": self._message}
+        answer = next((a for suffix, a in answers.items() if path.endswith(suffix)), None)
+        if method == "POST" and answer is not None:
             try:
                 payload = json.loads(body or b"{}")
             except ValueError:
@@ -252,7 +254,7 @@ class StubServer:
                 return 400, _error("the stub server does not support streaming", "unsupported")
             if self.delay > 0 and self._stopping.wait(self.delay):
                 raise ConnectionAbortedError("stub server stopping")  # drop, don't answer
-            return 200, self._chat_completion(payload)
+            return 200, answer(payload)
         if method == "GET" and path == "/v1/tcp_warming":
             return 200, {}
         if method == "GET" and path.endswith("/models"):
@@ -293,6 +295,20 @@ class StubServer:
                 "completion_tokens": completion_tokens,
                 "total_tokens": prompt_tokens + completion_tokens,
             },
+        }
+
+    def _message(self, req: _Json) -> _Json:
+        """An Anthropic Messages API answer (``POST /v1/messages``)."""
+        text = "echo: " + _last_user_text(req)
+        return {
+            "id": "msg_stub",
+            "type": "message",
+            "role": "assistant",
+            "model": str(req.get("model") or _STUB_MODEL),
+            "content": [{"type": "text", "text": text}],
+            "stop_reason": "end_turn",
+            "stop_sequence": None,
+            "usage": {"input_tokens": 1, "output_tokens": len(text.split())},
         }
 
 

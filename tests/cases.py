@@ -53,20 +53,39 @@ class Case:
         return factory()
 
     @staticmethod
-    def ask(client: Any, text: str = "hi") -> str:
-        """One chat completion with a sync client; returns the answer."""
-        response = client.chat.completions.create(
+    def resource(client: Any) -> Any:
+        """The resource object whose ``create`` makes a chat request."""
+        messages = getattr(client, "messages", None)
+        if messages is not None and hasattr(messages, "create"):  # Anthropic's API
+            return messages
+        return client.chat.completions
+
+    @staticmethod
+    def _call(client: Any) -> Any:
+        messages = getattr(client, "messages", None)
+        if messages is not None and hasattr(messages, "create"):  # Anthropic's API
+            return lambda text: messages.create(
+                model="stub-model", max_tokens=16, messages=[{"role": "user", "content": text}]
+            )
+        return lambda text: client.chat.completions.create(
             model="stub-model", messages=[{"role": "user", "content": text}]
         )
-        return response.choices[0].message.content  # type: ignore[no-any-return]
+
+    @staticmethod
+    def _answer(response: Any) -> str:
+        if hasattr(response, "choices"):
+            return response.choices[0].message.content  # type: ignore[no-any-return]
+        return response.content[0].text  # type: ignore[no-any-return]
+
+    @staticmethod
+    def ask(client: Any, text: str = "hi") -> str:
+        """One chat request with a sync client; returns the answer."""
+        return Case._answer(Case._call(client)(text))
 
     @staticmethod
     async def aask(client: Any, text: str = "hi") -> str:
-        """One chat completion with an async client; returns the answer."""
-        response = await client.chat.completions.create(
-            model="stub-model", messages=[{"role": "user", "content": text}]
-        )
-        return response.choices[0].message.content  # type: ignore[no-any-return]
+        """One chat request with an async client; returns the answer."""
+        return Case._answer(await Case._call(client)(text))
 
 
 def _openai(server: StubServer) -> Kwargs:
@@ -83,6 +102,10 @@ def _groq(server: StubServer) -> Kwargs:
 
 def _cerebras(server: StubServer) -> Kwargs:
     return {"base_url": server.cerebras_base_url}
+
+
+def _host(server: StubServer) -> Kwargs:
+    return {"base_url": server.url}
 
 
 def _case(
@@ -116,6 +139,9 @@ CASES: list[Case] = [
     *_case("openai.AzureOpenAI", _azure, "AZURE_OPENAI_API_KEY", "AZURE_OPENAI_ENDPOINT"),
     *_case("groq.Groq", _groq, "GROQ_API_KEY", "GROQ_BASE_URL"),
     *_case("cerebras.cloud.sdk.Cerebras", _cerebras, "CEREBRAS_API_KEY", "CEREBRAS_BASE_URL"),
+    *_case("anthropic.Anthropic", _host, "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL"),
+    *_case("together.Together", _host, "TOGETHER_API_KEY", "TOGETHER_BASE_URL"),
+    *_case("fireworks.Fireworks", _host, "FIREWORKS_API_KEY", "FIREWORKS_BASE_URL"),
 ]
 SYNC_CASES = [c for c in CASES if not c.is_async]
 ASYNC_CASES = [c for c in CASES if c.is_async]

@@ -183,3 +183,18 @@ def test_an_unknown_argument_raises_the_sdks_own_type_error(server: StubServer) 
     with pytest.raises(TypeError, match="no_such_argument"):
         openai.OpenAI(api_key="k", base_url=server.openai_base_url, no_such_argument=1)
     assert clientdedupe.stats()["openai.OpenAI"]["live"] == 0
+
+
+def test_anthropic_credentials_read_from_files_are_never_shared(
+    server: StubServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    import anthropic
+
+    # No key anywhere: the constructor looks in profile files, which the key cannot see.
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert anthropic.Anthropic(base_url=server.url) is not anthropic.Anthropic(base_url=server.url)
+    counts = clientdedupe.stats()["anthropic.Anthropic"]
+    assert counts["bypass_reasons"] == {"credentials read from files": 2}
+    # A key from the environment, or given, is enough to share.
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant")
+    assert anthropic.Anthropic(base_url=server.url) is anthropic.Anthropic(base_url=server.url)

@@ -1,0 +1,272 @@
+"""Targets beyond the built-in table: ``clientdedupe.register()`` and
+``CLIENTDEDUPE_EXTRA_TARGETS``."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import clientdedupe
+from clientdedupe import _targets
+from clientdedupe._stub_server import StubServer
+
+from .processes import SITECUSTOMIZE_EXAMPLE, run_python
+
+# A throwaway SDK shaped like the generated ones: keyword-only constructor reading its
+# key from the environment, resources holding the client, a close().
+ACME = {
+    "__init__.py": "from ._client import Acme, AsyncAcme\n",
+    "_resource.py": """
+        class SyncAPIResource:
+            def __init__(self, client):
+                self._client = client
+
+        class AsyncAPIResource(SyncAPIResource):
+            pass
+    """,
+    "_client.py": """
+        import os
+        from ._resource import SyncAPIResource
+
+        class Completions(SyncAPIResource):
+            def create(self, text):
+                return f"{self._client.region}: {text}"
+
+        class Acme:
+            def __init__(self, *, api_key=None, region="eu", headers=None):
+                self.api_key = api_key or os.environ.get("ACME_API_KEY")
+                if not self.api_key:
+                    raise ValueError("no Acme API key")
+                self.region = region
+                self.headers = dict(headers or {})
+                self.closed = False
+                self.completions = Completions(self)
+
+            def close(self):
+                self.closed = True
+
+        class AsyncAcme(Acme):
+            async def close(self):
+                self.closed = True
+    """,
+    "unsafe.py": """
+        class Positional:
+            def __init__(self, api_key):
+                self.api_key = api_key
+            def close(self):
+                pass
+
+        class OwnNew:
+            def __new__(cls, **kwargs):
+                return super().__new__(cls)
+            def __init__(self, **kwargs):
+                pass
+            def close(self):
+                pass
+
+        class NoClose:
+            def __init__(self, **kwargs):
+                pass
+
+        not_a_class = 42
+    """,
+}
+
+
+def write_acme(root: Path) -> None:
+    package = root / "acme"
+    package.mkdir()
+    for name, source in ACME.items():
+        (package / name).write_text(textwrap.dedent(source))
+
+
+@pytest.fixture
+def acme(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The throwaway SDK, importable; forgotten (and its registration) after the test."""
+    write_acme(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("ACME_API_KEY", "sk-acme")
+    import acme as module
+
+    registered = list(_targets.registered)
+    try:
+        yield module
+    finally:
+        clientdedupe.uninstall()
+        _targets.registered[:] = registered
+        for name in [m for m in sys.modules if m == "acme" or m.startswith("acme.")]:
+            del sys.modules[name]
+
+
+def test_a_class_registered_before_install_is_deduplicated_until_uninstall(acme: Any) -> None:
+    clientdedupe.register("acme:Acme")
+    clientdedupe.install()
+    a = acme.Acme(region="us")
+    assert acme.Acme(region="us") is a
+    assert acme.Acme(region="eu") is not a
+    assert type(a) is acme.Acme
+    assert clientdedupe.stats()["acme.Acme"]["built"] == 2
+    clientdedupe.uninstall()
+    assert acme.Acme(region="us") is not acme.Acme(region="us")
+
+
+def test_a_class_registered_after_install_is_deduplicated_at_once(acme: Any) -> None:
+    clientdedupe.install(targets=["openai"])
+    assert acme.Acme() is not acme.Acme()
+    clientdedupe.register("acme:Acme")
+    assert acme.Acme() is acme.Acme()
+
+
+def test_without_env_every_variable_named_after_the_package_is_in_the_key(
+    acme: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clientdedupe.register("acme:Acme")
+    clientdedupe.install()
+    first = acme.Acme()
+    monkeypatch.setenv("ACME_API_KEY", "sk-acme-2")
+    second = acme.Acme()
+    assert second is not first and second.api_key == "sk-acme-2"
+    monkeypatch.setenv("ACME_UNRELATED_SETTING", "1")
+    assert acme.Acme() is not second
+
+
+def test_with_env_only_the_named_variables_are_in_the_key(
+    acme: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clientdedupe.register("acme:Acme", env={"api_key": "ACME_API_KEY"})
+    clientdedupe.install()
+    first = acme.Acme()
+    monkeypatch.setenv("ACME_UNRELATED_SETTING", "1")
+    assert acme.Acme() is first
+    monkeypatch.setenv("ACME_API_KEY", "sk-acme-2")
+    assert acme.Acme() is not first
+    assert acme.Acme(api_key="explicit") is acme.Acme(api_key="explicit")
+
+
+def test_registered_clients_follow_the_lifetime_contract(acme: Any) -> None:
+    clientdedupe.register("acme:Acme")
+    clientdedupe.register("acme:AsyncAcme")
+    clientdedupe.install(async_mode="global")
+    shared = acme.Acme()
+    shared.close()
+    assert not shared.closed  # guarded for its other holders
+    shared.completions.create = lambda text: "patched"
+    assert acme.Acme() is not shared  # retired by the holder's assignment
+    assert acme.Acme().completions.create("x") == "eu: x"
+    async_client = acme.AsyncAcme()
+    assert acme.AsyncAcme() is async_client
+    import asyncio
+
+    asyncio.run(async_client.close())
+    assert not async_client.closed
+    with clientdedupe.bypass():
+        own = acme.Acme()
+    own.close()
+    assert own.closed
+
+
+@pytest.mark.parametrize(
+    ("spec", "why"),
+    [
+        ("acme.unsafe:Positional", "positional arguments"),
+        ("acme.unsafe:OwnNew", "defines its own __new__"),
+        ("acme.unsafe:NoClose", "no close()"),
+        ("acme.unsafe:not_a_class", "not a class"),
+        ("acme.unsafe:Missing", "not a class"),
+        ("no_such_package_anywhere:Client", "No module named"),
+        ("acme.Acme", "expected 'package.module:ClassName'"),
+    ],
+)
+def test_a_class_that_cannot_be_patched_safely_is_refused(acme: Any, spec: str, why: str) -> None:
+    with pytest.raises(ValueError, match=why):
+        clientdedupe.register(spec)
+    assert all(t.qualname != spec.replace(":", ".") for t in _targets.registered)
+
+
+def test_registering_a_built_in_sdk_by_string_adds_it_to_a_narrowed_installation(
+    acme: Any, server: StubServer
+) -> None:
+    import together
+
+    clientdedupe.install(targets=["openai"])
+    url = server.url
+    assert together.Together(api_key="k", base_url=url) is not together.Together(
+        api_key="k", base_url=url
+    )
+    clientdedupe.register("together:Together")
+    shared = together.Together(api_key="k", base_url=url)
+    assert together.Together(api_key="k", base_url=url) is shared
+    clientdedupe.uninstall()
+    assert together.Together(api_key="k", base_url=url) is not shared
+
+
+# ------------------------------------------------------------------- from the environment
+
+ENV_PROGRAM = """
+import clientdedupe
+import {module} as sdk
+kwargs = {kwargs}
+a, b = sdk.{name}(**kwargs), sdk.{name}(**kwargs)
+clientdedupe.uninstall()
+c, d = sdk.{name}(**kwargs), sdk.{name}(**kwargs)
+print(a is b, c is d)
+"""
+
+
+@pytest.mark.parametrize(
+    ("spec", "kwargs"),
+    [
+        ("acme:Acme", {"api_key": "k"}),
+        ("together:Together", {"api_key": "k", "base_url": "http://127.0.0.1:9"}),
+    ],
+)
+def test_extra_targets_from_the_environment(
+    tmp_path: Path, spec: str, kwargs: dict[str, str]
+) -> None:
+    write_acme(tmp_path)
+    module, name = spec.split(":")
+    result = run_python(
+        ENV_PROGRAM.format(module=module, name=name, kwargs=kwargs),
+        PYTHONPATH=f"{SITECUSTOMIZE_EXAMPLE}:{tmp_path}",
+        CLIENTDEDUPE="1",
+        CLIENTDEDUPE_TARGETS="groq",  # narrowed: only the extra target adds this class
+        CLIENTDEDUPE_EXTRA_TARGETS=f" {spec} ,",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "False"]
+
+
+def test_an_unsafe_or_malformed_extra_target_is_a_warning_never_a_crash(tmp_path: Path) -> None:
+    write_acme(tmp_path)
+    result = run_python(
+        """
+        import acme.unsafe
+        print(acme.unsafe.Positional("k").api_key)
+        """,
+        PYTHONPATH=f"{SITECUSTOMIZE_EXAMPLE}:{tmp_path}",
+        CLIENTDEDUPE="1",
+        CLIENTDEDUPE_EXTRA_TARGETS="acme.unsafe:Positional,not a target",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "k"
+    assert (
+        "not deduplicating acme.unsafe.Positional: its __init__ takes positional" in result.stderr
+    )
+    assert "CLIENTDEDUPE_EXTRA_TARGETS entry 'not a target'" in result.stderr
+
+
+def test_doctor_lists_registered_targets_with_their_source(tmp_path: Path) -> None:
+    write_acme(tmp_path)
+    result = run_python(
+        "from clientdedupe._cli import main; main(['doctor'])",
+        PYTHONPATH=str(tmp_path),
+        CLIENTDEDUPE_EXTRA_TARGETS="acme:Acme,acme.unsafe:OwnNew",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "acme.Acme                          environment: would be patched" in result.stdout
+    assert "acme.unsafe.OwnNew" in result.stdout and "defines its own __new__" in result.stdout
