@@ -20,7 +20,9 @@ if TYPE_CHECKING:
     from ._targets import Target
 
 _SCALARS = frozenset({str, int, float, bool, bytes, type(None), complex})
-_MISSING = object()
+_MISSING = object()  # a parameter without a default
+_UNKNOWN = object()  # not a parameter at all
+_MAX_PLANS = 256
 
 
 class Unkeyable(Exception):
@@ -104,6 +106,7 @@ class KeyBuilder:
         "_defaults",
         "_env_plan",
         "_file_params",
+        "_plans",
         "_prefixes",
         "_unless_params",
         "_unless_variables",
@@ -131,6 +134,8 @@ class KeyBuilder:
                 always.extend(encoded)
         self._env_plan = tuple(plan)
         self._always = tuple(always)
+        #: explicit parameters → the variables to read: computed once per call shape.
+        self._plans: dict[tuple[str, ...], tuple[object, ...]] = {}
         self._prefixes = target.env_prefixes
         self._file_params = target.file_params
         self._unless_params = tuple(n for n in target.files_unless if n in self._defaults)
@@ -144,14 +149,19 @@ class KeyBuilder:
             raise Unkeyable("positional arguments")
         defaults = self._defaults
         items = []
-        explicit = set()
+        explicit = []
         for name, value in kwargs.items():
-            default = defaults.get(name, _MISSING)
-            if default is _MISSING and name not in defaults and not self._accepts_any:
+            default = defaults.get(name, _UNKNOWN)
+            if default is _UNKNOWN and not self._accepts_any:
                 raise Unkeyable("unknown keyword argument")
             if value is default:
                 continue
             kind = type(value)
+            if kind is str:  # the common case, first
+                if type(default) is not str or value != default:
+                    items.append((name, value))
+                    explicit.append(name)
+                continue
             if kind is type(default) and (
                 # Defaults spelled out give the same key as defaults left off. Sentinels
                 # such as openai's NOT_GIVEN are compared by type: any instance is "not given".
@@ -160,21 +170,34 @@ class KeyBuilder:
                 continue
             items.append((name, freeze(value)))
             if value is not None:
-                explicit.add(name)
+                explicit.append(name)
+        shape = tuple(explicit)
+        names = self._plans.get(shape)
+        if names is None:
+            names = self._plan(shape)
         get = _environ_reader()
         if self._file_params or self._unless_params or self._unless_variables:
-            self._refuse_files(explicit, get)
-        env = [get(name) for name in self._always]
-        for parameter, names in self._env_plan:
-            # The constructor reads the variable only when the argument is left out.
-            if parameter not in explicit:
-                env.extend(get(name) for name in names)
+            self._refuse_files(shape, get)
+        env = tuple(map(get, names))
         if self._prefixes:
             prefixes = self._prefixes
-            env.append(tuple(sorted(i for i in os.environ.items() if i[0].startswith(prefixes))))
-        return (frozenset(items), tuple(env))
+            scanned = tuple(sorted(i for i in os.environ.items() if i[0].startswith(prefixes)))
+            env = (*env, scanned)
+        return (frozenset(items), env)
 
-    def _refuse_files(self, explicit: set[str], get: Callable[[Any], object]) -> None:
+    def _plan(self, explicit: tuple[str, ...]) -> tuple[object, ...]:
+        """The variables the constructor reads when the parameters ``explicit`` are
+        given: only those of the parameters left out."""
+        names = list(self._always)
+        for parameter, variables in self._env_plan:
+            if parameter not in explicit:
+                names.extend(variables)
+        if len(self._plans) >= _MAX_PLANS:
+            self._plans.clear()
+        plan = self._plans[explicit] = tuple(names)
+        return plan
+
+    def _refuse_files(self, explicit: tuple[str, ...], get: Callable[[Any], object]) -> None:
         """Raise ``Unkeyable`` if this construction would read configuration files,
         whose content cannot be part of the key."""
         if any(name in explicit for name in self._file_params):

@@ -12,7 +12,7 @@ import sys
 
 from . import _lifetime
 from ._cache import ClientCache
-from ._constructor import Settings, is_ours, make_new, skip_initialised
+from ._constructor import Settings, is_ours, make_init, make_new
 from ._log import logger
 from ._patch import Patches, resolve
 from ._targets import Sdk
@@ -116,7 +116,7 @@ class Runtime:
     def _patch(self, target: Target) -> type:
         cls, init, close = inspect_target(target)
         patches = self._patches
-        patches.wrap(cls, "__init__", skip_initialised)
+        patches.set(cls, "__init__", make_init(init))
         patches.wrap(
             cls,
             "close",
