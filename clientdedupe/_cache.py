@@ -118,21 +118,31 @@ class ClientCache:
                 counters.failed += 1
             flight.done.set()
             raise
-        entry = Entry(key, target, client, loop)
-        guard(client)
+        try:
+            self._keep(Entry(key, target, client, loop), counters)
+        except Exception:  # clientdedupe never fails a construction that succeeded
+            from ._log import logger
+
+            logger().warning("could not share a %s", target.qualname, exc_info=True)
+        finally:
+            # Whatever happened, the waiters must not wait forever.
+            with self._lock:
+                self._flights.pop(key, None)
+            flight.done.set()
+        return client
+
+    def _keep(self, entry: Entry, counters: Counters) -> None:
+        guard(entry.client)
         with self._lock:
-            self._flights.pop(key, None)
             counters.built += 1
-            self._entries[key] = entry
-            self._by_id[id(client)] = entry
+            self._entries[entry.key] = entry
+            self._by_id[id(entry.client)] = entry
             self._drop_closed_loops()
             while len(self._entries) > self.max_clients:
                 _, oldest = self._entries.popitem(last=False)
                 self._forget(oldest)
                 self.counters_for(oldest.target).evicted += 1
-        flight.done.set()
         _describe(entry)
-        return client
 
     def count_bypass(self, counters: Counters, reason: str) -> None:
         """Count one construction that was built normally, and why."""

@@ -35,6 +35,9 @@ if TYPE_CHECKING:
 # held, even if since evicted or retired: closing any client that uses one is a no-op.
 # Never cleared, because a retired client may still have several holders.
 _guarded: weakref.WeakSet[object] = weakref.WeakSet()
+# The same, by id, for objects that cannot be weakly referenced or hashed (not the
+# SDKs'): an id reused later only ever makes a close() a no-op, never a wrong close.
+_guarded_ids: set[int] = set()
 
 
 def _pool(client: object) -> object:
@@ -43,18 +46,20 @@ def _pool(client: object) -> object:
 
 def guard(client: object) -> None:
     """Protect ``client``'s connection pool from ``close()`` calls of its holders."""
+    pool = _pool(client)
     try:
-        _guarded.add(_pool(client))
-    except TypeError:  # not weak-referenceable: guard the client itself
-        _guarded.add(client)
+        _guarded.add(pool)
+    except TypeError:
+        _guarded_ids.add(id(pool))
 
 
 def is_guarded(client: object) -> bool:
     """Whether closing ``client`` would close a pool the cache has shared."""
+    pool = _pool(client)
     try:
-        return _pool(client) in _guarded or client in _guarded
+        return pool in _guarded
     except TypeError:
-        return False
+        return id(pool) in _guarded_ids
 
 
 def close(

@@ -53,6 +53,12 @@ ACME = {
         class AsyncAcme(Acme):
             async def close(self):
                 self.closed = True
+
+        class Unhashable(Acme):
+            __hash__ = None
+
+            def __eq__(self, other):
+                return isinstance(other, Unhashable)
     """,
     "unsafe.py": """
         class Positional:
@@ -168,6 +174,15 @@ def test_registered_clients_follow_the_lifetime_contract(acme: Any) -> None:
         own = acme.Acme()
     own.close()
     assert own.closed
+
+
+def test_an_unhashable_client_is_still_guarded_from_close(acme: Any) -> None:
+    clientdedupe.register("acme._client:Unhashable")
+    clientdedupe.install()
+    mine, theirs = acme._client.Unhashable(), acme._client.Unhashable()
+    assert mine is theirs
+    mine.close()
+    assert not theirs.closed
 
 
 @pytest.mark.parametrize(
