@@ -89,9 +89,9 @@ def install(
         watched = {t.module for t in chosen}
         _state.watcher = ImportWatcher(watched, _on_import)
         _state.watcher.install()
-        loaded = [sys.modules[name] for name in sorted(watched) if name in sys.modules]
-    for module in loaded:
-        _on_import(module)
+        loaded = [name for name in sorted(watched) if name in sys.modules]
+    for name in loaded:
+        _patch_loaded(name)
 
 
 def _targets_from_environment() -> list[Target]:
@@ -117,10 +117,9 @@ def register(
 
     ``env`` maps each constructor parameter to the environment variable(s) the
     constructor reads when that parameter is left out (``{"api_key": "ACME_API_KEY"}``);
-    ``env_always`` lists variables it reads whatever the arguments. Without ``env``,
-    every variable whose name starts with the package's name in capitals (``ACME_``)
-    is part of the key: safe, but a little slower. ``is_async`` is decided from the
-    class (an ``async def close``) when left out.
+    ``env_always`` lists variables it reads whatever the arguments. Without ``env``, the
+    whole environment is part of the key: safe, but a little slower. ``is_async`` is
+    decided from the class (an ``async def close``) when left out.
 
     The class is imported now. Raises ``ValueError`` if it cannot be patched safely:
     not a class, an ``__init__`` taking positional arguments, a ``__new__`` of its own,
@@ -159,9 +158,24 @@ def _add(target: Target) -> None:
         _state.targets.append(target)
         if _state.watcher is not None:
             _state.watcher.modules.add(target.module)
-        module = sys.modules.get(target.module)
-    if module is not None:
-        _on_import(module)
+        loaded = target.module in sys.modules
+    if loaded:
+        _patch_loaded(target.module)
+
+
+def _patch_loaded(name: str) -> None:
+    """Patch a module already in ``sys.modules``. Another thread may still be importing
+    it (the watcher came too late for that import): ``import_module`` waits for it."""
+    import importlib
+
+    try:
+        module = importlib.import_module(name)
+    except Exception:
+        return  # its import failed: so will the user's, and there is nothing to patch
+    spec = getattr(module, "__spec__", None)
+    if getattr(spec, "_initializing", False):
+        return  # being imported further up this very thread: its classes are not there yet
+    _on_import(module)
 
 
 def _on_import(module: ModuleType) -> None:

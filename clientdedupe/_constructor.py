@@ -20,6 +20,7 @@ import threading
 from ._cache import Reentrant
 from ._context import BYPASS
 from ._key import KeyBuilder, Unkeyable, detach
+from ._lifetime import COPYING
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -125,7 +126,8 @@ def make_new(
             except Exception:
                 reason = "the key could not be built"
         if reason is not None:
-            cache.count_bypass(counters, reason)
+            if reason is not COPYING:
+                cache.count_bypass(counters, reason)
             return object_new(klass)
 
         def build() -> object:

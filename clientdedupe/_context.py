@@ -17,6 +17,13 @@ BYPASS: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 )
 
 
+# What each enclosing bypass block found on entry, innermost last: per context, so one
+# bypass object may be reused, nested, and entered by several threads or tasks at once.
+_OUTER: contextvars.ContextVar[tuple[str | None, ...]] = contextvars.ContextVar(
+    "clientdedupe_bypass_outer", default=()
+)
+
+
 class bypass:
     """Build fresh clients inside the block, in this thread or task only.
 
@@ -24,14 +31,14 @@ class bypass:
     normally.
     """
 
-    __slots__ = ("_reason", "_token")
+    __slots__ = ("_reason",)
 
     def __init__(self, reason: str = "bypass()") -> None:
         self._reason = reason
-        self._token: contextvars.Token[str | None] | None = None
 
     def __enter__(self) -> None:
-        self._token = BYPASS.set(self._reason)
+        _OUTER.set((*_OUTER.get(), BYPASS.get()))
+        BYPASS.set(self._reason)
 
     def __exit__(
         self,
@@ -39,6 +46,7 @@ class bypass:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._token is not None:
-            BYPASS.reset(self._token)
-            self._token = None
+        outer = _OUTER.get()
+        if outer:
+            BYPASS.set(outer[-1])
+            _OUTER.set(outer[:-1])

@@ -91,6 +91,14 @@ def _environ_reader() -> Callable[[Any], object]:
     return os.environ.get
 
 
+def _snapshot(prefixes: tuple[str, ...]) -> Hashable:
+    """The variables whose names start with one of ``prefixes`` (all of them for ``""``)."""
+    data = getattr(os.environ, "_data", None)
+    if "" in prefixes and isinstance(data, dict):
+        return frozenset(data.items())
+    return frozenset(i for i in os.environ.items() if i[0].startswith(prefixes))
+
+
 def _encode(name: str) -> object:
     """``name`` as ``os.environ._data`` stores it (bytes on POSIX)."""
     encode = getattr(os.environ, "encodekey", None)
@@ -180,9 +188,7 @@ class KeyBuilder:
             self._refuse_files(shape, get)
         env = tuple(map(get, names))
         if self._prefixes:
-            prefixes = self._prefixes
-            scanned = tuple(sorted(i for i in os.environ.items() if i[0].startswith(prefixes)))
-            env = (*env, scanned)
+            env = (*env, _snapshot(self._prefixes))
         return (frozenset(items), env)
 
     def _plan(self, explicit: tuple[str, ...]) -> tuple[object, ...]:

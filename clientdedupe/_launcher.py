@@ -28,6 +28,18 @@ _EXIT_NOT_FOUND = 127
 _EXIT_NOT_EXECUTABLE = 126
 
 
+def _positive(text: str) -> int:
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``clientdedupe run``; each sets the environment variable it names."""
     parser.add_argument("--targets", help=f"comma list of SDKs or classes ({_config.TARGETS})")

@@ -15,10 +15,16 @@ Every function here is a wrapt wrapper: ``(wrapped, instance, args, kwargs)``.
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import sys
 import weakref
 
 from ._context import BYPASS
+
+#: The bypass reason while an SDK's copy()/with_options() builds its new client: not a
+#: construction of the user's, so not counted either.
+COPYING = "with_options()/copy()"
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -40,6 +46,11 @@ _guarded: weakref.WeakSet[object] = weakref.WeakSet()
 _guarded_ids: set[int] = set()
 
 
+# The clients themselves (and the with_options() copies sharing their pools), so that
+# uninstall() can keep guarding them once the class patches are gone (SPEC §3.2, §6).
+_held: weakref.WeakSet[object] = weakref.WeakSet()
+
+
 def _pool(client: object) -> object:
     return getattr(client, "__dict__", {}).get("_client", client)
 
@@ -51,6 +62,21 @@ def guard(client: object) -> None:
         _guarded.add(pool)
     except TypeError:
         _guarded_ids.add(id(pool))
+    with contextlib.suppress(TypeError):
+        _held.add(client)
+
+
+def keep_guarding() -> None:
+    """Before the class patches go: give every client that was shared, and still
+    exists, a ``close()`` of its own that keeps its pool open for its other holders."""
+    for client in list(_held):
+        attributes = getattr(client, "__dict__", None)
+        if attributes is None or "close" in attributes:
+            continue
+        if inspect.iscoroutinefunction(type(client).close):  # type: ignore[attr-defined]
+            attributes["close"] = _already_closed
+        else:
+            attributes["close"] = _closed
 
 
 def is_guarded(client: object) -> bool:
@@ -76,6 +102,10 @@ def close(
 
 
 async def _already_closed() -> None:
+    return None
+
+
+def _closed() -> None:
     return None
 
 
@@ -108,11 +138,15 @@ def copy(
 ) -> object:
     """``with_options()`` / ``copy()``: the SDK builds the new client with the usual
     constructor, which must not hand back a shared one."""
-    token = BYPASS.set("with_options()/copy()")
+    token = BYPASS.set(COPYING)
     try:
-        return wrapped(*args, **kwargs)
+        derived = wrapped(*args, **kwargs)
     finally:
         BYPASS.reset(token)
+    if instance is not None and _pool(derived) is _pool(instance) and is_guarded(instance):
+        with contextlib.suppress(TypeError):
+            _held.add(derived)
+    return derived
 
 
 def _assigned_by(package: str) -> bool:
@@ -127,10 +161,11 @@ def _assigned_by(package: str) -> bool:
     return False
 
 
-def retire_on_client_setattr(cache: ClientCache, package: str) -> Wrapper:
-    """``__setattr__`` of a client class: an assignment by a holder retires the client."""
+def retire_on_client_change(cache: ClientCache, package: str) -> Wrapper:
+    """``__setattr__`` / ``__delattr__`` of a client class: a holder's change retires
+    the client."""
 
-    def __setattr__(
+    def on_change(
         wrapped: Callable[..., object],
         instance: object,
         args: tuple[object, ...],
@@ -141,14 +176,15 @@ def retire_on_client_setattr(cache: ClientCache, package: str) -> Wrapper:
             _retire(cache, instance, args)
         return result
 
-    return __setattr__
+    return on_change
 
 
-def retire_on_resource_setattr(cache: ClientCache, package: str) -> Wrapper:
-    """``__setattr__`` of the SDK's resource base classes: an assignment by a holder on
-    ``client.chat.completions`` (as ``instructor.patch`` does) retires the client."""
+def retire_on_resource_change(cache: ClientCache, package: str) -> Wrapper:
+    """``__setattr__`` / ``__delattr__`` of the SDK's resource base classes: a holder's
+    change on ``client.chat.completions`` (as ``instructor.patch`` does) retires the
+    client."""
 
-    def __setattr__(
+    def on_change(
         wrapped: Callable[..., object],
         instance: object,
         args: tuple[object, ...],
@@ -160,7 +196,7 @@ def retire_on_resource_setattr(cache: ClientCache, package: str) -> Wrapper:
             _retire(cache, owner, args)
         return result
 
-    return __setattr__
+    return on_change
 
 
 def _retire(cache: ClientCache, client: object, args: tuple[object, ...]) -> None:
@@ -170,7 +206,7 @@ def _retire(cache: ClientCache, client: object, args: tuple[object, ...]) -> Non
 
         attribute = args[0] if args and isinstance(args[0], str) else "?"
         logger().info(
-            "a holder assigned %r on a shared %s [%s]: retired from sharing",
+            "a holder changed %r on a shared %s [%s]: retired from sharing",
             attribute,
             entry.target.qualname,
             entry.fingerprint,

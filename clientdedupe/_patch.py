@@ -27,7 +27,7 @@ class Patches:
     """A set of attribute replacements that can all be undone."""
 
     def __init__(self) -> None:
-        self._saved: list[tuple[type, str, object, bool]] = []
+        self._saved: list[tuple[type, str, object, object, bool]] = []
 
     def __len__(self) -> int:
         return len(self._saved)
@@ -39,7 +39,7 @@ class Patches:
         place on undo (for ``__new__``, which CPython cannot delete cleanly: the caller
         makes it a pass-through).
         """
-        self._saved.append((cls, name, vars(cls).get(name, _MISSING), sticky))
+        self._saved.append((cls, name, vars(cls).get(name, _MISSING), value, sticky))
         setattr(cls, name, value)
 
     def wrap(self, cls: type, name: str, wrapper: Callable[..., object]) -> None:
@@ -50,10 +50,23 @@ class Patches:
         self.set(cls, name, wrapt.FunctionWrapper(original, wrapper))
 
     def undo(self, down_to: int = 0) -> None:
-        """Put the attributes back, newest first, until only ``down_to`` patches remain."""
+        """Put the attributes back, newest first, until only ``down_to`` patches remain.
+
+        An attribute someone else replaced since (another library wrapping it in turn)
+        is left as it is: putting ours back would silently remove theirs. Every patch
+        here passes through once uninstalled, so what stays inside theirs is harmless.
+        """
         while len(self._saved) > down_to:
-            cls, name, original, sticky = self._saved.pop()
-            if original is not _MISSING:
+            cls, name, original, value, sticky = self._saved.pop()
+            if vars(cls).get(name, _MISSING) is not value:
+                from ._log import logger
+
+                logger().warning(
+                    "%s.%s was replaced after clientdedupe patched it: left as it is",
+                    cls.__qualname__,
+                    name,
+                )
+            elif original is not _MISSING:
                 setattr(cls, name, original)
             elif not sticky:
                 delattr(cls, name)

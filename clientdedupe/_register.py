@@ -49,10 +49,10 @@ def make_target(
     package = module.split(".")[0]
     sdk = Sdk(package, package, _ANY_VERSION)
     if env is None:
-        # Unknown variables: every one named after the package is in the key, as are
-        # the HTTP library's.
+        # Unknown variables (an SDK may read MISTRAL_API_KEY from package mistralai,
+        # or HF_TOKEN): the whole environment is in the key.
         plan: EnvPlan = (("http_client", HTTP_ENV),)
-        prefixes: tuple[str, ...] = (package.upper() + "_",)
+        prefixes: tuple[str, ...] = ("",)
     else:
         given = ((p, (n,) if isinstance(n, str) else tuple(n)) for p, n in env.items())
         plan = (*given, ("http_client", HTTP_ENV))

@@ -109,6 +109,7 @@ class Runtime:
     def undo(self) -> None:
         """Put every patched attribute back and forget the shared clients."""
         self.settings.active = False
+        _lifetime.keep_guarding()
         self._patches.undo()
         self.cache.clear()
         self.patched.clear()
@@ -125,9 +126,9 @@ class Runtime:
         for name in ("copy", "with_options"):
             if any(name in vars(klass) for klass in cls.__mro__):
                 patches.wrap(cls, name, _lifetime.copy)
-        patches.wrap(
-            cls, "__setattr__", _lifetime.retire_on_client_setattr(self.cache, target.sdk.package)
-        )
+        on_change = _lifetime.retire_on_client_change(self.cache, target.sdk.package)
+        patches.wrap(cls, "__setattr__", on_change)
+        patches.wrap(cls, "__delattr__", on_change)
         # Last, once everything it relies on is in place. CPython cannot delete a
         # __new__ once set on a class: uninstall() leaves it, as a pass-through
         # (Settings.active is then False).
@@ -143,7 +144,8 @@ class Runtime:
         if sdk.package in self._sdks_done:
             return
         bases = resource_bases(sdk)
-        hook = _lifetime.retire_on_resource_setattr(self.cache, sdk.package)
+        hook = _lifetime.retire_on_resource_change(self.cache, sdk.package)
         for base in bases:
             self._patches.wrap(base, "__setattr__", hook)
+            self._patches.wrap(base, "__delattr__", hook)
         self._sdks_done.add(sdk.package)

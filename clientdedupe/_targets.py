@@ -107,7 +107,7 @@ class Target:
         #: Variables read whatever the arguments.
         self.env_always = env_always
         #: For a class whose variables are not known: every variable with one of these
-        #: prefixes is part of the key (slower: the environment is scanned each time).
+        #: prefixes ("" for all) is part of the key (slower: read each time).
         self.env_prefixes = env_prefixes
         #: Parameters that make the constructor read configuration files: a
         #: construction giving one is never shared (files are not in the key).

@@ -9,7 +9,16 @@ import clientdedupe
 from clientdedupe._stub_server import StubServer
 
 # Variables the SDKs or their HTTP libraries read: the tests set what they need.
-_SCRUBBED_PREFIXES = ("OPENAI_", "AZURE_OPENAI_", "GROQ_", "CEREBRAS_", "CLIENTDEDUPE")
+_SCRUBBED_PREFIXES = (
+    "OPENAI_",
+    "AZURE_OPENAI_",
+    "GROQ_",
+    "CEREBRAS_",
+    "ANTHROPIC_",
+    "TOGETHER_",
+    "FIREWORKS_",
+    "CLIENTDEDUPE",
+)
 _SCRUBBED = (
     "HTTP_PROXY",
     "HTTPS_PROXY",

@@ -14,7 +14,16 @@ SITECUSTOMIZE_EXAMPLE = os.path.join(REPO, "sitecustomize_example")
 
 def clean_environment(**overrides: str) -> dict[str, str]:
     """This process's environment without any CLIENTDEDUPE or SDK variable, plus overrides."""
-    prefixes = ("CLIENTDEDUPE", "OPENAI_", "GROQ_", "CEREBRAS_", "AZURE_OPENAI_")
+    prefixes = (
+        "CLIENTDEDUPE",
+        "OPENAI_",
+        "GROQ_",
+        "CEREBRAS_",
+        "AZURE_OPENAI_",
+        "ANTHROPIC_",
+        "TOGETHER_",
+        "FIREWORKS_",
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
     env.pop("PYTHONPATH", None)
     env.update(overrides)

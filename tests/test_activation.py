@@ -286,3 +286,38 @@ def test_the_log_variable_shows_debug_messages_on_stderr() -> None:
     assert result.returncode == 0, result.stderr
     assert "clientdedupe: DEBUG: built a shared openai.OpenAI [" in result.stderr
     assert "SECRET" not in result.stderr
+
+
+CHAINING_HOOK = """
+import importlib.machinery, importlib.util, os, sys
+sys.stderr.write("{name} ran\\n")
+here = os.path.dirname(os.path.abspath(__file__))
+path = [p for p in sys.path if os.path.abspath(p or os.curdir) != here]
+spec = importlib.machinery.PathFinder.find_spec("sitecustomize", path)
+if spec is not None:
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["sitecustomize"] = module
+    spec.loader.exec_module(module)
+"""
+
+
+def test_each_start_up_hook_runs_once_beside_another_chaining_tool(
+    script: str, tmp_path: Path
+) -> None:
+    # Another tool whose start-up hook chains the same way, ahead of ours on the path,
+    # and the user's own sitecustomize behind both.
+    other, users = tmp_path / "other", tmp_path / "users"
+    other.mkdir()
+    users.mkdir()
+    (other / "sitecustomize.py").write_text(CHAINING_HOOK.format(name="other tool's hook"))
+    (users / "sitecustomize.py").write_text("import sys\nsys.stderr.write('users hook ran\\n')\n")
+    from clientdedupe._launcher import LAUNCH_PATH
+
+    result = run(
+        [sys.executable, script],
+        PYTHONPATH=os.pathsep.join([str(other), LAUNCH_PATH, str(users)]),
+        CLIENTDEDUPE="1",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == ["other tool's hook ran", "users hook ran"]
+    assert outcome(result.stdout)["same"] is True

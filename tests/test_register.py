@@ -128,16 +128,18 @@ def test_a_class_registered_after_install_is_deduplicated_at_once(acme: Any) -> 
     assert acme.Acme() is acme.Acme()
 
 
-def test_without_env_every_variable_named_after_the_package_is_in_the_key(
+def test_without_env_the_whole_environment_is_in_the_key(
     acme: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clientdedupe.register("acme:Acme")
     clientdedupe.install()
     first = acme.Acme()
+    assert acme.Acme() is first
     monkeypatch.setenv("ACME_API_KEY", "sk-acme-2")
     second = acme.Acme()
     assert second is not first and second.api_key == "sk-acme-2"
-    monkeypatch.setenv("ACME_UNRELATED_SETTING", "1")
+    # Any variable, not only ACME_*: an SDK may read a differently named one.
+    monkeypatch.setenv("SOME_OTHER_TOKEN", "1")
     assert acme.Acme() is not second
 
 

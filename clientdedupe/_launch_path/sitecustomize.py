@@ -25,8 +25,13 @@ def _chain_to_the_users_sitecustomize() -> None:
     import sys
 
     here = os.path.dirname(os.path.abspath(__file__))
-    path = [p for p in sys.path if os.path.abspath(p or os.curdir) != here]
-    spec = importlib.machinery.PathFinder.find_spec("sitecustomize", path)
+    mine = [i for i, p in enumerate(sys.path) if os.path.abspath(p or os.curdir) == here]
+    # Only what is further down the path: a start-up hook ahead of this one has run.
+    further = sys.path[mine[-1] + 1 :] if mine else sys.path
+    # Off the path for good (as ddtrace does): another start-up hook that chains the
+    # same way must not find this file again, or the two would call each other forever.
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != here]
+    spec = importlib.machinery.PathFinder.find_spec("sitecustomize", list(further))
     if spec is None or spec.loader is None:
         return
     module = importlib.util.module_from_spec(spec)
