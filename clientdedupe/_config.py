@@ -95,25 +95,24 @@ def async_mode(value: str | None, environ: Mapping[str, str] | None = None) -> s
         if value not in ASYNC_MODES:
             raise ValueError(f"async_mode must be one of {', '.join(ASYNC_MODES)}")
         return value
-    env = os.environ if environ is None else environ
-    raw = env.get(ASYNC)
-    if raw is None or not raw.strip():
-        return DEFAULT_ASYNC_MODE
-    mode = raw.strip().lower()
-    if mode not in ASYNC_MODES:
-        _warn(ASYNC, raw, "/".join(ASYNC_MODES))
-        return DEFAULT_ASYNC_MODE
-    return mode
+    return _choice(ASYNC, ASYNC_MODES, environ) or DEFAULT_ASYNC_MODE
 
 
 def log_level(environ: Mapping[str, str] | None = None) -> str | None:
     """The requested level of the ``clientdedupe`` logger, or None."""
+    return _choice(LOG, LOG_LEVELS, environ)
+
+
+def _choice(
+    variable: str, choices: tuple[str, ...], environ: Mapping[str, str] | None
+) -> str | None:
+    """One of ``choices`` (case-insensitive), or None when unset, empty or bad."""
     env = os.environ if environ is None else environ
-    raw = env.get(LOG)
+    raw = env.get(variable)
     if raw is None or not raw.strip():
         return None
-    level = raw.strip().lower()
-    if level not in LOG_LEVELS:
-        _warn(LOG, raw, "/".join(LOG_LEVELS))
+    value = raw.strip().lower()
+    if value not in choices:
+        _warn(variable, raw, "/".join(choices))
         return None
-    return level
+    return value

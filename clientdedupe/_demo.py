@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 
+from ._launcher import positive_int
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -57,7 +59,7 @@ _DROPPED = frozenset(
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``clientdedupe demo``."""
     parser.add_argument(
-        "--agents", type=_positive, default=100, help="number of agents (default 100)"
+        "--agents", type=positive_int, default=100, help="number of agents (default 100)"
     )
     parser.add_argument("--tls", action="store_true", help="serve the loopback API over TLS")
     parser.add_argument(
@@ -66,16 +68,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="run the agents on AsyncOpenAI in one event loop",
     )
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    return value
 
 
 # -- running the example (shared with benchmarks/) -------------------------------------

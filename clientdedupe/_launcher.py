@@ -28,7 +28,8 @@ _EXIT_NOT_FOUND = 127
 _EXIT_NOT_EXECUTABLE = 126
 
 
-def _positive(text: str) -> int:
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1."""
     import argparse
 
     try:
@@ -44,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``clientdedupe run``; each sets the environment variable it names."""
     parser.add_argument("--targets", help=f"comma list of SDKs or classes ({_config.TARGETS})")
     parser.add_argument(
-        "--max-clients", type=int, help=f"bound of the cache ({_config.MAX_CLIENTS})"
+        "--max-clients", type=positive_int, help=f"bound of the cache ({_config.MAX_CLIENTS})"
     )
     parser.add_argument(
         "--async-mode", choices=_config.ASYNC_MODES, help=f"async sharing ({_config.ASYNC})"

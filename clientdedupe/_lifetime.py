@@ -73,10 +73,8 @@ def keep_guarding() -> None:
         attributes = getattr(client, "__dict__", None)
         if attributes is None or "close" in attributes:
             continue
-        if inspect.iscoroutinefunction(type(client).close):  # type: ignore[attr-defined]
-            attributes["close"] = _already_closed
-        else:
-            attributes["close"] = _closed
+        is_async = inspect.iscoroutinefunction(type(client).close)  # type: ignore[attr-defined]
+        attributes["close"] = _already_closed if is_async else _closed
 
 
 def is_guarded(client: object) -> bool:
@@ -88,38 +86,31 @@ def is_guarded(client: object) -> bool:
         return id(pool) in _guarded_ids
 
 
-def close(
-    wrapped: Callable[..., object],
-    instance: object,
-    args: tuple[object, ...],
-    kwargs: dict[str, object],
-) -> object:
-    """``close()`` of a sync client."""
-    if instance is not None and is_guarded(instance):
-        _log_kept_open(instance)
-        return None
-    return wrapped(*args, **kwargs)
+def _closed() -> None:
+    return None
 
 
 async def _already_closed() -> None:
     return None
 
 
-def _closed() -> None:
-    return None
+def guarded_close(is_async: bool) -> Wrapper:
+    """The wrapper of a client class's ``close()``: a no-op on a guarded client (for an
+    async client, an awaitable no-op, so that ``await client.close()`` still works)."""
+    kept_open = _already_closed if is_async else _closed
 
+    def close(
+        wrapped: Callable[..., object],
+        instance: object,
+        args: tuple[object, ...],
+        kwargs: dict[str, object],
+    ) -> object:
+        if instance is not None and is_guarded(instance):
+            _log_kept_open(instance)
+            return kept_open()
+        return wrapped(*args, **kwargs)
 
-def aclose(
-    wrapped: Callable[..., object],
-    instance: object,
-    args: tuple[object, ...],
-    kwargs: dict[str, object],
-) -> object:
-    """``close()`` of an async client: returns an awaitable either way."""
-    if instance is not None and is_guarded(instance):
-        _log_kept_open(instance)
-        return _already_closed()
-    return wrapped(*args, **kwargs)
+    return close
 
 
 def _log_kept_open(instance: object) -> None:
@@ -161,9 +152,11 @@ def _assigned_by(package: str) -> bool:
     return False
 
 
-def retire_on_client_change(cache: ClientCache, package: str) -> Wrapper:
-    """``__setattr__`` / ``__delattr__`` of a client class: a holder's change retires
-    the client."""
+def retire_on_change(cache: ClientCache, package: str, *, on_resource: bool) -> Wrapper:
+    """``__setattr__`` / ``__delattr__`` of a client class, or of the SDK's resource base
+    classes (``on_resource``): a holder's change on a shared client, or on one of its
+    resources (``client.chat.completions.create = ...``, as ``instructor.patch`` does),
+    retires the client."""
 
     def on_change(
         wrapped: Callable[..., object],
@@ -172,28 +165,9 @@ def retire_on_client_change(cache: ClientCache, package: str) -> Wrapper:
         kwargs: dict[str, object],
     ) -> object:
         result = wrapped(*args, **kwargs)
-        if cache.is_shared(instance) and not _assigned_by(package):
-            _retire(cache, instance, args)
-        return result
-
-    return on_change
-
-
-def retire_on_resource_change(cache: ClientCache, package: str) -> Wrapper:
-    """``__setattr__`` / ``__delattr__`` of the SDK's resource base classes: a holder's
-    change on ``client.chat.completions`` (as ``instructor.patch`` does) retires the
-    client."""
-
-    def on_change(
-        wrapped: Callable[..., object],
-        instance: object,
-        args: tuple[object, ...],
-        kwargs: dict[str, object],
-    ) -> object:
-        result = wrapped(*args, **kwargs)
-        owner = getattr(instance, "__dict__", {}).get("_client")
-        if owner is not None and cache.is_shared(owner) and not _assigned_by(package):
-            _retire(cache, owner, args)
+        client = getattr(instance, "__dict__", {}).get("_client") if on_resource else instance
+        if client is not None and cache.is_shared(client) and not _assigned_by(package):
+            _retire(cache, client, args)
         return result
 
     return on_change

@@ -118,15 +118,11 @@ class Runtime:
         cls, init, close = inspect_target(target)
         patches = self._patches
         patches.set(cls, "__init__", make_init(init))
-        patches.wrap(
-            cls,
-            "close",
-            _lifetime.aclose if inspect.iscoroutinefunction(close) else _lifetime.close,
-        )
+        patches.wrap(cls, "close", _lifetime.guarded_close(inspect.iscoroutinefunction(close)))
         for name in ("copy", "with_options"):
             if any(name in vars(klass) for klass in cls.__mro__):
                 patches.wrap(cls, name, _lifetime.copy)
-        on_change = _lifetime.retire_on_client_change(self.cache, target.sdk.package)
+        on_change = _lifetime.retire_on_change(self.cache, target.sdk.package, on_resource=False)
         patches.wrap(cls, "__setattr__", on_change)
         patches.wrap(cls, "__delattr__", on_change)
         # Last, once everything it relies on is in place. CPython cannot delete a
@@ -144,7 +140,7 @@ class Runtime:
         if sdk.package in self._sdks_done:
             return
         bases = resource_bases(sdk)
-        hook = _lifetime.retire_on_resource_change(self.cache, sdk.package)
+        hook = _lifetime.retire_on_change(self.cache, sdk.package, on_resource=True)
         for base in bases:
             self._patches.wrap(base, "__setattr__", hook)
             self._patches.wrap(base, "__delattr__", hook)
