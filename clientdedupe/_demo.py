@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 
 from ._launcher import positive_int
+from ._targets import HTTP_ENV
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -41,19 +42,7 @@ _MISSING_TRUSTME = (
 # Variables of the calling environment that would change what the example's clients do:
 # the example must talk to the loopback server, configured only as the demo says.
 _DROPPED_PREFIXES = ("OPENAI_", "AZURE_OPENAI_", "CLIENTDEDUPE")
-_DROPPED = frozenset(
-    {
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "ALL_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "all_proxy",
-        "SSL_CERT_FILE",
-        "SSL_CERT_DIR",
-        "SSLKEYLOGFILE",
-    }
-)
+_DROPPED = frozenset(HTTP_ENV)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -7,6 +7,7 @@ import pytest
 
 import clientdedupe
 from clientdedupe._stub_server import StubServer
+from clientdedupe._targets import HTTP_ENV
 
 # Variables the SDKs or their HTTP libraries read: the tests set what they need.
 _SCRUBBED_PREFIXES = (
@@ -19,16 +20,7 @@ _SCRUBBED_PREFIXES = (
     "FIREWORKS_",
     "CLIENTDEDUPE",
 )
-_SCRUBBED = (
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "ALL_PROXY",
-    "http_proxy",
-    "https_proxy",
-    "all_proxy",
-    "SSL_CERT_FILE",
-    "SSL_CERT_DIR",
-)
+_SCRUBBED = tuple(name for name in HTTP_ENV if name.lower() != "no_proxy")
 
 
 @pytest.fixture(autouse=True)

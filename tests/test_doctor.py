@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 import sysconfig
 
+from clientdedupe._targets import BUILTIN_TARGETS
+
 from .processes import REPO, SITECUSTOMIZE_EXAMPLE, run
 
 
@@ -12,18 +14,9 @@ def test_doctor_with_every_sdk_installed() -> None:
     result = run([sys.executable, "-m", "clientdedupe", "doctor"])
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    for distribution in ("openai", "groq", "cerebras-cloud-sdk"):
+    for distribution in {t.sdk.distribution for t in BUILTIN_TARGETS}:
         assert f"\n  {distribution} " in out
-    for qualname in (
-        "openai.OpenAI",
-        "openai.AsyncOpenAI",
-        "openai.AzureOpenAI",
-        "openai.AsyncAzureOpenAI",
-        "groq.Groq",
-        "groq.AsyncGroq",
-        "cerebras.cloud.sdk.Cerebras",
-        "cerebras.cloud.sdk.AsyncCerebras",
-    ):
+    for qualname in (t.qualname for t in BUILTIN_TARGETS):
         line = next(line for line in out.splitlines() if line.strip().startswith(qualname + " "))
         assert line.endswith("would be patched")
     assert "WARNING" not in out
@@ -62,7 +55,7 @@ def test_doctor_with_no_sdk_installed() -> None:
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "wrapt not installed" in out
-    for distribution in ("openai", "groq", "cerebras-cloud-sdk"):
+    for distribution in {t.sdk.distribution for t in BUILTIN_TARGETS}:
         assert f"  {distribution}: not installed (pip install {distribution})" in out
     assert "would be" not in out
     assert sysconfig.get_paths()["purelib"] not in out

@@ -19,21 +19,7 @@ from clientdedupe._stub_server import StubServer
 
 USER: Any = [{"role": "user", "content": "hello there"}]
 
-_ENV_VARS = [
-    *(f"{p}_PROXY" for p in ("HTTP", "HTTPS", "ALL")),
-    *(f"{p}_proxy" for p in ("http", "https", "all")),
-    "OPENAI_BASE_URL",
-    "GROQ_BASE_URL",
-    "CEREBRAS_BASE_URL",
-    "CEREBRAS_CUSTOM_HEADERS",
-]
-
-
-@pytest.fixture(autouse=True)
-def _offline_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in _ENV_VARS:
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+# conftest.py keeps the SDKs' and the proxies' variables out of these tests.
 
 
 @pytest.fixture
