@@ -9,25 +9,17 @@ plus the throwaway one, so that building an SSL context costs what it costs for 
 
 from __future__ import annotations
 
-import contextlib
 import statistics
-import tempfile
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
-from clientdedupe._demo import (
-    ExampleRun,
-    child_environment,
-    example_command,
-    run_example,
-    trust_bundle,
-)
+from clientdedupe._demo import ExampleRun, example_command, run_example, serving
 from clientdedupe._stub_server import StubServer
 
 from .report import Row, Target, not_run
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    pass
 
 SECTION = "End-to-end: N agents, one client and one chat request each (median of runs)"
 SCALING = "Scaling: sync, plain HTTP"
@@ -87,18 +79,6 @@ def rss_growth(run: ExampleRun) -> float:
 def rss_growth_after_first(run: ExampleRun) -> float:
     """Peak RSS at the end minus RSS after the first agent."""
     return float(run.result["rss_growth_after_first_bytes"])
-
-
-@contextlib.contextmanager
-def serving(tls: bool) -> Iterator[tuple[StubServer, dict[str, str]]]:
-    """A loopback server and the environment pointing the example at it."""
-    with contextlib.ExitStack() as resources:
-        folder = resources.enter_context(tempfile.TemporaryDirectory(prefix="clientdedupe-bench-"))
-        server = resources.enter_context(StubServer(tls=tls))
-        ca_file = None
-        if server.ca_cert_path is not None:
-            ca_file = trust_bundle(server.ca_cert_path, folder)
-        yield server, child_environment(server, ca_file)
 
 
 def run_pair(

@@ -13,13 +13,14 @@ helpers that run the example are shared with ``benchmarks/``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 
 from ._launcher import positive_int
 from ._targets import HTTP_ENV
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping, Sequence
+    from collections.abc import Callable, Iterator, Mapping, Sequence
     from typing import Any
 
     from ._stub_server import StubServer
@@ -261,21 +262,28 @@ def _openai_version() -> str | None:
     return str(getattr(openai, "__version__", "?"))
 
 
-def _demo(agents: int, *, tls: bool, use_async: bool, version: str) -> int:
-    import contextlib
-    import sys
+@contextlib.contextmanager
+def serving(tls: bool) -> Iterator[tuple[StubServer, dict[str, str]]]:
+    """A loopback server (HTTPS with a throwaway CA when ``tls``) and the environment
+    that points the example at it; shared with the benchmarks."""
     import tempfile
 
     from ._stub_server import StubServer
 
-    flavour = "AsyncOpenAI" if use_async else "OpenAI"
     with contextlib.ExitStack() as resources:
-        folder = resources.enter_context(tempfile.TemporaryDirectory(prefix="clientdedupe-demo-"))
+        folder = resources.enter_context(tempfile.TemporaryDirectory(prefix="clientdedupe-"))
         server = resources.enter_context(StubServer(tls=tls))
         ca_file = None
         if server.ca_cert_path is not None:
             ca_file = trust_bundle(server.ca_cert_path, folder)
-        env = child_environment(server, ca_file)
+        yield server, child_environment(server, ca_file)
+
+
+def _demo(agents: int, *, tls: bool, use_async: bool, version: str) -> int:
+    import sys
+
+    flavour = "AsyncOpenAI" if use_async else "OpenAI"
+    with serving(tls) as (server, env):
         print(
             f"clientdedupe demo: {agents} agents, each building its own openai.{flavour}() "
             f"(openai {version}) and sending one chat request to a loopback server at "

@@ -265,16 +265,13 @@ def all_targets() -> tuple[Target, ...]:
     return BUILTIN_TARGETS + tuple(t for t in registered if t.source != "built-in")
 
 
-def select(
-    names: Iterable[str] | str | None, table: tuple[Target, ...] | None = None
-) -> list[Target]:
+def select(names: Iterable[str] | str | None) -> list[Target]:
     """The targets named by ``names``: SDK modules (``"openai"``) or classes
     (``"groq.AsyncGroq"``). ``None`` selects all of them.
 
     Raises ``ValueError`` naming the valid targets when a name is unknown.
     """
-    if table is None:
-        table = all_targets()
+    table = all_targets()
     if names is None:
         return list(table)
     if isinstance(names, str):
