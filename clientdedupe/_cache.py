@@ -87,10 +87,12 @@ class ClientCache:
         key: Hashable,
         target: Target,
         counters: Counters,
-        build: Callable[[], object],
-        loop: object = None,
+        loop: object,
+        build: Callable[..., object],
+        *build_args: object,
     ) -> object:
-        """The client for ``key``: the shared one, or one built now by ``build``.
+        """The client for ``key``: the shared one, or one built now by
+        ``build(*build_args)`` (arguments rather than a closure: no allocation on a hit).
 
         Concurrent first constructions of one key build once (single flight): the other
         threads wait for it. If the build raises, nothing is cached, the exception
@@ -111,7 +113,7 @@ class ClientCache:
                     raise Reentrant
             flight.done.wait()
         try:
-            client = build()
+            client = build(*build_args)
         except BaseException:
             with self._lock:
                 self._flights.pop(key, None)

@@ -99,6 +99,11 @@ def make_new(
 
         running_loop = asyncio._get_running_loop
 
+    def build(klass: type, kwargs: dict[str, object]) -> object:
+        client: object = object_new(klass)
+        original_init(client, **{name: detach(value) for name, value in kwargs.items()})
+        return client
+
     def __new__(klass: type, *args: object, **kwargs: object) -> object:
         if klass is not cls or not settings.active:
             # Subclasses are constructed untouched, and so is everything after uninstall().
@@ -130,13 +135,8 @@ def make_new(
                 cache.count_bypass(counters, reason)
             return object_new(klass)
 
-        def build() -> object:
-            client: object = object_new(klass)
-            original_init(client, **{name: detach(value) for name, value in kwargs.items()})
-            return client
-
         try:
-            client = get_or_build((target, loop, key), target, counters, build, loop)
+            client = get_or_build((target, loop, key), target, counters, loop, build, klass, kwargs)
         except Reentrant:
             cache.count_bypass(counters, "nested construction of the same client")
             return object_new(klass)
