@@ -55,9 +55,11 @@ def install(
 
     ``targets`` narrows to some SDKs or classes (``"openai"``, ``"groq.AsyncGroq"``);
     ``max_clients`` bounds the cache (least recently used dropped); ``async_mode`` is
-    ``"loop"`` (async clients shared within one running event loop), ``"global"`` (also
-    outside any loop) or ``"off"``. Arguments left out come from the environment
-    (``CLIENTDEDUPE_TARGETS``, ``CLIENTDEDUPE_MAX_CLIENTS``, ``CLIENTDEDUPE_ASYNC``).
+    ``"shared"`` (async clients shared whatever loop runs, with one connection pool per
+    running event loop behind each), ``"loop"`` (shared within one running event loop
+    only) or ``"off"``; ``"global"`` is an old name of ``"shared"``. Arguments left out
+    come from the environment (``CLIENTDEDUPE_TARGETS``, ``CLIENTDEDUPE_MAX_CLIENTS``,
+    ``CLIENTDEDUPE_ASYNC``).
 
     SDKs already imported are patched at once, the others when they are imported.
     Idempotent. With ``CLIENTDEDUPE=0`` in the environment this does nothing.
@@ -208,8 +210,14 @@ def _ensure_runtime() -> Runtime:
 
 
 def _after_fork_in_child() -> None:
-    # The parent's clients share their sockets with the child: never hand them out here.
+    # The parent's clients share their sockets with the child: never hand them out here,
+    # and never close them either.
+    from . import _constructor, _ownership, _pools
+
     _state.lock = allocate_lock()
+    _ownership.after_fork_in_child()
+    _pools.after_fork_in_child()
+    _constructor.after_fork_in_child()
     if _state.runtime is not None:
         _state.runtime.cache.after_fork_in_child()
 
@@ -231,27 +239,6 @@ def uninstall() -> None:
         _state.installed = False
 
 
-class SavedState:
-    """An installation and its shared clients, as ``save_state()`` found them."""
-
-    def __init__(self) -> None:
-        self.installed = _state.installed
-        self.settings = (list(_state.targets), _state.max_clients, _state.async_mode)
-        runtime = _state.runtime
-        self.entries = runtime.cache.entries() if runtime is not None else []
-
-    def restore(self) -> None:
-        """Put the installation and the shared clients back."""
-        current = (_state.targets, _state.max_clients, _state.async_mode)
-        if _state.installed and (not self.installed or self.settings != current):
-            uninstall()
-        if self.installed and not _state.installed:
-            targets, max_clients, async_mode = self.settings
-            install([t.qualname for t in targets], max_clients=max_clients, async_mode=async_mode)
-        if _state.runtime is not None:
-            _state.runtime.cache.restore(self.entries)
-
-
 def is_installed() -> bool:
     """Whether ``install()`` is in effect."""
     return _state.installed
@@ -267,8 +254,11 @@ def cache_clear() -> None:
 
 def stats() -> dict[str, dict[str, Any]]:
     """Per patched class: ``constructions``, ``built``, ``reused``, ``bypassed`` (and
-    ``bypass_reasons``), ``failed``, ``evicted``, ``retired``, ``live`` and the
-    fingerprints of the live clients (``clients``). Never contains an argument value."""
+    ``bypass_reasons``), ``failed``, ``evicted``, ``retired``, ``closed``; then the
+    clients the cache holds now: ``live``, their ``holders``, how many are ``idle`` (no
+    holder), the connection pools open per event loop behind the async ones
+    (``loop_pools``) and their fingerprints (``clients``). Never contains an argument
+    value."""
     runtime = _state.runtime
     if runtime is None:
         return {}

@@ -1,8 +1,11 @@
-"""The cache that owns the shared clients: LRU-bounded, single-flight, fork-aware.
+"""The cache of shared clients: LRU-bounded, single-flight, fork-aware (SPEC §6).
 
-It never closes a client: dropping one (eviction, retirement, ``cache_clear()``,
-``uninstall()``, a closed event loop) only forgets it, and the SDK's own finaliser closes
-it once its last holder lets go (SPEC §6).
+It hands out one client per key and counts its holders (``_ownership``). When it drops a
+client (eviction, retirement, ``cache_clear()``, ``uninstall()``, the end of its event
+loop) that no holder still has, it closes it at once; one still held is closed later by
+its last holder's ``close()``, or by the SDK's finaliser. Entries whose key holds an
+object by identity are held weakly: nothing keeps such a client alive for a
+construction that can never come once its holders are gone.
 """
 
 from __future__ import annotations
@@ -10,19 +13,21 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
-from ._lifetime import guard
+from . import _ownership, _pools
+from ._ownership import GUARD, Reentrant, Shared
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Hashable
 
+    from ._constructor import Built
     from ._targets import Target
 
 
 class Counters:
     """What happened to the constructions of one class."""
 
-    __slots__ = ("built", "bypassed", "evicted", "failed", "retired", "reused")
+    __slots__ = ("built", "bypassed", "closed", "evicted", "failed", "retired", "reused")
 
     def __init__(self) -> None:
         self.built = 0
@@ -30,6 +35,8 @@ class Counters:
         self.failed = 0
         self.evicted = 0
         self.retired = 0
+        #: shared clients really closed: by their last holder, or dropped while idle
+        self.closed = 0
         #: reason → count
         self.bypassed: dict[str, int] = {}
 
@@ -38,22 +45,13 @@ class Counters:
         self.bypassed[reason] = self.bypassed.get(reason, 0) + 1
 
 
-class Entry:
-    """One shared client."""
+class Stale(Exception):
+    """The client was built, but may no longer be handed out: clientdedupe was
+    uninstalled (or the class's ``__init__`` replaced) while it was being built."""
 
-    __slots__ = ("client", "fingerprint", "key", "loop", "target")
-
-    def __init__(self, key: Hashable, target: Target, client: object, loop: object) -> None:
-        self.key = key
-        self.target = target
+    def __init__(self, client: object) -> None:
+        super().__init__("built while clientdedupe was being uninstalled")
         self.client = client
-        #: The event loop an async client belongs to, or None.
-        self.loop = loop
-        self.fingerprint = ""
-
-
-class Reentrant(Exception):
-    """The same key is being built further up this thread's stack."""
 
 
 class _Flight:
@@ -64,7 +62,7 @@ class _Flight:
         self.done = threading.Event()
 
 
-class ClientCache:
+class ClientCache(_ownership.Cache):
     """Shared clients by key, least recently used dropped beyond ``max_clients``."""
 
     def __init__(self, max_clients: int) -> None:
@@ -73,10 +71,12 @@ class ClientCache:
         self._reset()
 
     def _reset(self) -> None:
-        self._lock = threading.Lock()
-        self._entries: OrderedDict[Hashable, Entry] = OrderedDict()
-        self._by_id: dict[int, Entry] = {}
+        self._entries: OrderedDict[Hashable, Shared] = OrderedDict()
         self._flights: dict[Hashable, _Flight] = {}
+        #: Records of weakly held clients that died: dropped at the next miss.
+        self.dead: list[Shared] = []
+        #: Bumped by clear(): a build that started before is not cached.
+        self._generation = 0
 
     def counters_for(self, target: Target) -> Counters:
         """The counters of ``target``, created on first use."""
@@ -88,128 +88,220 @@ class ClientCache:
         target: Target,
         counters: Counters,
         loop: object,
-        build: Callable[..., object],
+        hand_off: Callable[[object], bool],
+        build: Callable[..., Built],
         *build_args: object,
     ) -> object:
         """The client for ``key``: the shared one, or one built now by
         ``build(*build_args)`` (arguments rather than a closure: no allocation on a hit).
+        Either way one more holder. A build that turns out ``unshared`` is handed to
+        this construction alone, counted as bypassed.
 
-        Concurrent first constructions of one key build once (single flight): the other
-        threads wait for it. If the build raises, nothing is cached, the exception
-        propagates unchanged, and each waiter tries its own build.
+        ``hand_off(client)``, called under the lock, returns False if the client may
+        no longer be handed out (then ``Stale`` for a client built here, None for a
+        shared one). Concurrent first constructions of one key build once: the others
+        wait. If the build raises, nothing is cached, the exception propagates
+        unchanged, and each waiter tries its own build. ``Reentrant`` if this thread
+        is building the same key further up its stack, or is inside the lock.
         """
+        guard = GUARD
         while True:
-            with self._lock:
+            with guard:
                 entry = self._entries.get(key)
                 if entry is not None:
-                    self._entries.move_to_end(key)
-                    counters.reused += 1
-                    return entry.client
+                    client = entry.get()
+                    if client is not None:
+                        if not hand_off(client):
+                            return None
+                        entry.holders += 1
+                        self._entries.move_to_end(key)
+                        counters.reused += 1
+                        return client
                 flight = self._flights.get(key)
                 if flight is None:
                     flight = self._flights[key] = _Flight()
+                    generation = self._generation
                     break
                 if flight.owner == threading.get_ident():
                     raise Reentrant
             flight.done.wait()
         try:
-            client = build(*build_args)
+            built = build(*build_args)
         except BaseException:
-            with self._lock:
+            with guard:
                 self._flights.pop(key, None)
                 counters.failed += 1
             flight.done.set()
+            del key, build_args  # never in the traceback's locals (SPEC §7)
             raise
+        victims: list[Shared] = []
+        client = built.client
         try:
-            self._keep(Entry(key, target, client, loop), counters)
-        except Exception:  # clientdedupe never fails a construction that succeeded
-            from ._log import logger
-
-            logger().warning("could not share a %s", target.qualname, exc_info=True)
+            shared = Shared(
+                self, key, target, client, loop=loop, is_async=built.is_async, weak=built.weak
+            )
+            shared.holders = 1
+            with guard:
+                if not hand_off(client):
+                    raise Stale(client)
+                if built.unshared is not None:
+                    counters.bypass(built.unshared)
+                    return client
+                counters.built += 1
+                _ownership.register(shared)
+                if generation == self._generation:
+                    # Not after a cache_clear() that came during the build: its holder
+                    # has it, and closes it for good.
+                    victims = self._keep_locked(shared)
+            _describe(shared)
+            if loop is not None:
+                _pools.on_loop_end(self.finalise_loop)
         finally:
             # Whatever happened, the waiters must not wait forever.
-            with self._lock:
+            with guard:
                 self._flights.pop(key, None)
             flight.done.set()
+        close_all(victims)
         return client
 
-    def _keep(self, entry: Entry, counters: Counters) -> None:
-        guard(entry.client)
-        with self._lock:
-            counters.built += 1
-            self._entries[entry.key] = entry
-            self._by_id[id(entry.client)] = entry
-            self._drop_closed_loops()
-            while len(self._entries) > self.max_clients:
-                _, oldest = self._entries.popitem(last=False)
-                self._forget(oldest)
-                self.counters_for(oldest.target).evicted += 1
-        _describe(entry)
+    def _keep_locked(self, shared: Shared) -> list[Shared]:
+        """Insert ``shared``; return the clients to close after the lock is released."""
+        shared.hold()
+        previous = self._entries.get(shared.key)
+        victims = self._collect_locked()
+        if previous is not None and previous is not shared:
+            self._drop_locked(previous, victims)
+        self._entries[shared.key] = shared
+        while len(self._entries) > self.max_clients:
+            _, oldest = self._entries.popitem(last=False)
+            self.counters_for(oldest.target).evicted += 1
+            self._drop_locked(oldest, victims)
+        return victims
+
+    def _drop_locked(self, shared: Shared, victims: list[Shared]) -> None:
+        if self._entries.get(shared.key) is shared:
+            del self._entries[shared.key]
+        if _ownership.drop_locked(shared):
+            self.counters_for(shared.target).closed += 1
+            victims.append(shared)
+
+    def _collect_locked(self) -> list[Shared]:
+        """Drop the dead weak entries and those of closed event loops."""
+        victims: list[Shared] = []
+        while self.dead:
+            dead = self.dead.pop()
+            if self._entries.get(dead.key) is dead:
+                del self._entries[dead.key]
+            dead.let_go()
+        closed = [
+            shared
+            for shared in self._entries.values()
+            if shared.loop is not None and shared.loop.is_closed()  # type: ignore[attr-defined]
+        ]
+        for shared in closed:
+            self._drop_locked(shared, victims)
+        return victims
+
+    def discard_locked(self, shared: Shared) -> None:
+        """A weakly held client's last holder closed it: forget it (lock held)."""
+        if self._entries.get(shared.key) is shared:
+            del self._entries[shared.key]
+        shared.let_go()
+        self.counters_for(shared.target).closed += 1
 
     def count_bypass(self, counters: Counters, reason: str) -> None:
         """Count one construction that was built normally, and why."""
-        with self._lock:
-            counters.bypass(reason)
+        try:
+            with GUARD:
+                counters.bypass(reason)
+        except Reentrant:
+            pass
 
     def is_shared(self, client: object) -> bool:
-        """Whether ``client`` is currently handed out by the cache."""
-        entry = self._by_id.get(id(client))
-        return entry is not None and entry.client is client
+        """Whether ``client`` is handed out by this cache now."""
+        shared = _ownership.record_of(client)
+        return shared is not None and shared.cached and shared.cache is self
 
-    def retire(self, client: object) -> Entry | None:
+    def retire(self, client: object) -> Shared | None:
         """Stop sharing ``client``: later constructions build a fresh one."""
-        with self._lock:
-            entry = self._by_id.get(id(client))
-            if entry is None or entry.client is not client:
+        victims: list[Shared] = []
+        with GUARD:
+            shared = _ownership.record_of(client)
+            if shared is None or not shared.cached or shared.cache is not self:
                 return None
-            del self._entries[entry.key]
-            self._forget(entry)
-            self.counters_for(entry.target).retired += 1
-            return entry
+            self.counters_for(shared.target).retired += 1
+            self._drop_locked(shared, victims)
+        close_all(victims)
+        return shared
 
     def clear(self) -> None:
-        """Forget every shared client (holders keep theirs)."""
-        with self._lock:
-            self._entries.clear()
-            self._by_id.clear()
+        """Forget every shared client; close those no holder has."""
+        victims: list[Shared] = []
+        with GUARD:
+            self._generation += 1
+            for shared in list(self._entries.values()):
+                self._drop_locked(shared, victims)
+            victims.extend(self._collect_locked())
+        close_all(victims)
 
-    def restore(self, entries: list[Entry]) -> None:
-        """Replace the content of the cache by ``entries`` (from ``entries()``)."""
-        with self._lock:
-            self._entries.clear()
-            self._by_id.clear()
-            for entry in entries:
-                self._entries[entry.key] = entry
-                self._by_id[id(entry.client)] = entry
+    async def finalise_loop(self, loop: object) -> None:
+        """``loop`` is ending: drop its clients, closing inside it those no holder has."""
+        victims: list[Shared] = []
+        with GUARD:
+            for shared in [s for s in self._entries.values() if s.loop is loop]:
+                self._drop_locked(shared, victims)
+        for shared in victims:
+            client = shared.ref()
+            if client is not None:
+                await client.close()  # type: ignore[attr-defined]
 
-    def entries(self) -> list[Entry]:
-        """The live entries, oldest first, without those of closed event loops."""
-        with self._lock:
-            self._drop_closed_loops()
-            return list(self._entries.values())
+    def entries(self) -> list[Shared]:
+        """The live entries, oldest first."""
+        with GUARD:
+            victims = self._collect_locked()
+            entries = list(self._entries.values())
+        close_all(victims)
+        return entries
 
     def after_fork_in_child(self) -> None:
-        """Forget everything from the parent, locks included: the child must never
-        reuse a client whose connections it shares with its parent."""
+        """Forget everything from the parent: the child must never reuse a client
+        whose connections it shares with its parent."""
         self._reset()
 
-    def _forget(self, entry: Entry) -> None:
-        self._by_id.pop(id(entry.client), None)
 
-    def _drop_closed_loops(self) -> None:
-        # Lazily, under the lock: an event loop gives no notice when it is closed.
-        closed = [
-            key
-            for key, entry in self._entries.items()
-            if entry.loop is not None and entry.loop.is_closed()  # type: ignore[attr-defined]
-        ]
-        for key in closed:
-            self._forget(self._entries.pop(key))
+def close_all(victims: list[Shared]) -> None:
+    """Really close each of ``victims`` (never with the lock held: a close may block)."""
+    for shared in victims:
+        client = shared.ref()
+        if client is None:
+            continue
+        try:
+            if not shared.is_async:
+                client.close()  # type: ignore[attr-defined]
+                continue
+            pool = vars(client).get("_client")
+            stand_in = _pools.state_of(pool)
+            if stand_in is not None:
+                pool.close_soon()  # type: ignore[union-attr]
+            else:
+                _pools.close_soon(shared.loop, pool)
+        except Exception:
+            from ._log import logger
+
+            logger().debug("closing an idle %s failed", shared.target.qualname, exc_info=True)
+        else:
+            _log_closed(shared)
 
 
-def _describe(entry: Entry) -> None:
+def _log_closed(shared: Shared) -> None:
+    from ._log import logger
+
+    logger().debug("closed an idle %s [%s]", shared.target.qualname, shared.fingerprint)
+
+
+def _describe(shared: Shared) -> None:
     from ._fingerprint import fingerprint
     from ._log import logger
 
-    entry.fingerprint = fingerprint(entry.key)
-    logger().debug("built a shared %s [%s]", entry.target.qualname, entry.fingerprint)
+    shared.fingerprint = fingerprint(shared.key)
+    logger().debug("built a shared %s [%s]", shared.target.qualname, shared.fingerprint)

@@ -19,7 +19,8 @@ ENABLED = "CLIENTDEDUPE"
 TARGETS = "CLIENTDEDUPE_TARGETS"
 #: Bound of the cache, an integer >= 1.
 MAX_CLIENTS = "CLIENTDEDUPE_MAX_CLIENTS"
-#: ``loop`` (default), ``global`` or ``off``: how async clients are shared.
+#: ``shared`` (default), ``loop`` or ``off`` (``global``: ``shared``): how async
+#: clients are shared.
 ASYNC = "CLIENTDEDUPE_ASYNC"
 #: ``debug``, ``info`` or ``warning``: level of the ``clientdedupe`` logger.
 LOG = "CLIENTDEDUPE_LOG"
@@ -32,10 +33,12 @@ ALL_VARIABLES = (ENABLED, TARGETS, MAX_CLIENTS, ASYNC, LOG, REPORT, EXTRA_TARGET
 
 TRUTHY = frozenset({"1", "true", "yes", "on"})
 FALSY = frozenset({"0", "false", "no", "off"})
-ASYNC_MODES = ("loop", "global", "off")
+ASYNC_MODES = ("shared", "loop", "off")
+#: Older names still accepted.
+ASYNC_ALIASES = {"global": "shared"}
 LOG_LEVELS = ("debug", "info", "warning")
 DEFAULT_MAX_CLIENTS = 128
-DEFAULT_ASYNC_MODE = "loop"
+DEFAULT_ASYNC_MODE = "shared"
 
 
 def _warn(variable: str, value: str, accepted: str) -> None:
@@ -90,12 +93,15 @@ def max_clients(value: object | None, environ: Mapping[str, str] | None = None) 
 
 
 def async_mode(value: str | None, environ: Mapping[str, str] | None = None) -> str:
-    """``loop``, ``global`` or ``off``: ``value`` if given, else the environment."""
+    """``shared``, ``loop`` or ``off`` (``global`` is ``shared``): ``value`` if given,
+    else the environment."""
     if value is not None:
+        value = ASYNC_ALIASES.get(value, value)
         if value not in ASYNC_MODES:
             raise ValueError(f"async_mode must be one of {', '.join(ASYNC_MODES)}")
         return value
-    return _choice(ASYNC, ASYNC_MODES, environ) or DEFAULT_ASYNC_MODE
+    chosen = _choice(ASYNC, (*ASYNC_MODES, *ASYNC_ALIASES), environ)
+    return ASYNC_ALIASES.get(chosen, chosen) if chosen else DEFAULT_ASYNC_MODE
 
 
 def log_level(environ: Mapping[str, str] | None = None) -> str | None:

@@ -1,11 +1,20 @@
 """The interception of one client class's construction: its ``__new__`` and ``__init__``.
 
-``Cls(**kwargs)`` runs ``Cls.__new__`` then, on what it returned, ``Cls.__init__``. The
-patched ``__new__`` hands back the shared instance (building it on a miss, with the
-original ``__init__``); the patched ``__init__`` then skips re-initialising it. Patching
-the class itself, rather than replacing the module attribute, keeps every name bound
-before ``install()`` (``from openai import OpenAI``, ``openai.Client``) working, and
-``type(client) is Cls`` true.
+``Cls(**kwargs)`` runs ``Cls.__new__`` then, on what it returned, whatever ``__init__``
+the class has *now*. The patched ``__new__`` hands back the shared instance (building
+it on a miss by running the ``__init__`` chain below ours, bound to the new instance as
+Python would bind it); the patched ``__init__`` then recognises that instance and skips
+it. Patching the class itself, rather than replacing the module attribute, keeps every
+name bound before ``install()`` (``from openai import OpenAI``, ``openai.Client``)
+working, and ``type(client) is Cls`` true.
+
+Other code may wrap, replace, mock or restore ``__init__`` at any time (SPEC §9). Only
+while the class's ``__init__`` is ours can a shared instance be handed out without
+another layer running on it again; otherwise the construction is left entirely to the
+class, unshared. The hand-off (``__new__`` pushes the instance, our ``__init__`` pops
+it) is made under the cache's lock together with that check, so that ``uninstall()``,
+which waits under the same lock for no hand-off to be pending, never puts the SDK's
+``__init__`` back between the two.
 
 This is the hot path of every construction: a cache hit must cost microseconds.
 """
@@ -16,11 +25,15 @@ import functools
 import inspect
 import sys
 import threading
+import types
+import weakref
 
-from ._cache import Reentrant
+from . import _pools
+from ._cache import Stale
 from ._context import BYPASS
-from ._key import KeyBuilder, Unkeyable, detach
+from ._key import KeyBuilder, Unkeyable, detach, holds_identity
 from ._lifetime import COPYING
+from ._ownership import Reentrant
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -34,6 +47,20 @@ if TYPE_CHECKING:
 _COPY_MODULES = frozenset({"copyreg", "copy", "pickle"})
 
 
+class Built:
+    """What ``build`` made: the client, and how the cache may hold it."""
+
+    __slots__ = ("client", "is_async", "unshared", "weak")
+
+    def __init__(self, client: object, *, is_async: bool, weak: bool) -> None:
+        self.client = client
+        self.is_async = is_async
+        #: Held weakly: its key holds an object by identity.
+        self.weak = weak
+        #: Why it must not be shared after all, or None.
+        self.unshared: str | None = None
+
+
 class Settings:
     """What an installation decided; read by the hot path on every construction."""
 
@@ -45,64 +72,144 @@ class Settings:
         self.async_mode = async_mode
 
 
-class _Handed(threading.local):
-    """Instances ``__new__`` handed out already initialised, per thread."""
+class _Stack:
+    """One thread's instances handed out by ``__new__`` and not yet seen by
+    ``__init__`` (an object, so that the registry below can hold it weakly)."""
+
+    __slots__ = ("__weakref__", "items")
 
     def __init__(self) -> None:
-        self.stack: list[object] = []
+        self.items: list[object] = []
 
 
-_handed = _Handed()
+_stacks: weakref.WeakSet[_Stack] = weakref.WeakSet()
+_stacks_lock = threading.Lock()
 
 
-def make_init(original: Callable[..., object]) -> Callable[..., None]:
-    """The ``__init__`` that skips the instance ``__new__`` just handed out built.
+class _HandOff(threading.local):
+    def __init__(self) -> None:
+        self.owner = _Stack()
+        #: The list itself, for the hot path.
+        self.stack = self.owner.items
+        with _stacks_lock:
+            _stacks.add(self.owner)
+
+
+_handed = _HandOff()
+
+
+def hand_offs_pending() -> bool:
+    """Whether some thread is between a ``__new__`` that handed out a shared instance
+    and the ``__init__`` that will skip it (read with the cache's lock held)."""
+    with _stacks_lock:
+        return any(stack.items for stack in _stacks)
+
+
+def after_fork_in_child() -> None:
+    """Only this thread survives a fork: the others' hand-offs never complete."""
+    global _stacks_lock
+    _stacks_lock = threading.Lock()
+    mine = _handed.owner
+    _stacks.clear()
+    _stacks.add(mine)
+
+
+def _caller(inner: Callable[..., object]) -> Callable[..., object]:
+    """Call ``inner`` on an instance as ``type.__call__`` would: bound to it. A plain
+    function is called directly (the common, fast case); anything else (a wrapt
+    wrapper, a mock with ``__get__``) is bound first, so that a wrapper installed
+    before ours sees the right ``instance``."""
+    if type(inner) is types.FunctionType:
+        return inner
+    get = getattr(type(inner), "__get__", None)
+    if get is None:
+        return inner
+
+    def bound(self: object, *args: object, **kwargs: object) -> object:
+        return get(inner, self, type(self))(*args, **kwargs)
+
+    return bound
+
+
+def make_init(inner: Callable[..., object]) -> Callable[..., None]:
+    """The ``__init__`` that skips the instance ``__new__`` just handed out, and runs
+    ``inner`` (the chain below it) otherwise.
 
     A plain function rather than a wrapt wrapper: it is on the hot path, and a wrapt
-    ``FunctionWrapper`` binds a new wrapper object on every call (measured: 0.6 µs of a
-    cache hit). It carries the original's signature, name and ``__wrapped__``, so
-    ``inspect.signature`` and ``inspect.getfullargspec`` see the SDK's.
+    ``FunctionWrapper`` binds a new wrapper object on every call. It carries the
+    original's signature, name and ``__wrapped__``, so ``inspect.signature`` and
+    ``inspect.getfullargspec`` see the SDK's.
     """
     handed = _handed
+    call_inner = _caller(inner)
 
     def __init__(self: object, *args: object, **kwargs: object) -> None:
         stack = handed.stack
         if stack and stack[-1] is self:
             stack.pop()
             return
-        original(self, *args, **kwargs)
+        call_inner(self, *args, **kwargs)
 
-    functools.update_wrapper(__init__, original)
-    __init__.__signature__ = inspect.signature(original)  # type: ignore[attr-defined]
+    functools.update_wrapper(__init__, inner)
+    __init__.__signature__ = inspect.signature(inner)  # type: ignore[attr-defined]
     return __init__
 
 
 def make_new(
     target: Target,
     cls: type,
-    original_init: Callable[..., object],
+    inner_init: Callable[..., object],
+    our_init: Callable[..., None],
     cache: ClientCache,
     settings: Settings,
     *,
     is_async: bool,
+    pool_classes: tuple[type, ...],
 ) -> Callable[..., object]:
-    """The ``__new__`` that deduplicates the constructions of exactly ``cls``."""
-    build_key = KeyBuilder(target, original_init).build
+    """The ``__new__`` that deduplicates the constructions of exactly ``cls``.
+
+    ``pool_classes``: for an async class, the SDK's own connection pool classes of
+    which a shared client can get one pool per event loop (``_pools``); none ties each
+    shared async client to the loop it was built in, as ``async_mode="loop"`` does.
+    """
+    build_key = KeyBuilder(target, inner_init).build
     counters = cache.counters_for(target)
     get_or_build = cache.get_or_build
     object_new = object.__new__
     bypass_reason = BYPASS.get
     handed = _handed
-    running_loop: Callable[[], object] = lambda: None  # noqa: E731
-    if is_async:
-        import asyncio
+    call_inner = _caller(inner_init)
+    mode = settings.async_mode if is_async else "sync"
+    loop_bound = mode == "loop" or (mode == "shared" and not pool_classes)
+    running_loop: Callable[[], object] = _pools.current_runner
 
-        running_loop = asyncio._get_running_loop
+    def hand_off(client: object) -> bool:
+        # Under the cache's lock. Only while the class's __init__ is ours will the
+        # instance be skipped by __init__ rather than initialised again.
+        if settings.active and cls.__init__ is our_init:  # type: ignore[misc]
+            handed.stack.append(client)
+            return True
+        return False
 
-    def build(klass: type, kwargs: dict[str, object]) -> object:
+    def build(klass: type, kwargs: dict[str, object], key: object) -> Built:
         client: object = object_new(klass)
-        original_init(client, **{name: detach(value) for name, value in kwargs.items()})
-        return client
+        arguments = {name: detach(value) for name, value in kwargs.items()}
+        try:
+            call_inner(client, **arguments)
+        except BaseException:
+            del arguments, kwargs, key  # never in the traceback's locals (SPEC §7)
+            raise
+        built = Built(client, is_async=is_async, weak=holds_identity(key))
+        if is_async and pool_classes and arguments.get("http_client") is None:
+            pool = vars(client).get("_client")
+            if type(pool) in pool_classes:
+                # Bypass __setattr__: this is not a holder's change.
+                vars(client)["_client"] = _pools.per_loop(pool)
+            elif not loop_bound:
+                # Not a pool this SDK version was seen to build: sharing it across
+                # event loops would break the second loop.
+                built.unshared = "its connection pool cannot be made one per event loop"
+        return built
 
     def __new__(klass: type, *args: object, **kwargs: object) -> object:
         if klass is not cls or not settings.active:
@@ -111,21 +218,26 @@ def make_new(
         reason = bypass_reason()
         loop = None
         if reason is None:
+            caller = sys._getframe().f_back  # None when called from C (a callback, atexit)
             if (
                 not args
                 and not kwargs
-                and sys._getframe(1).f_globals.get("__name__") in _COPY_MODULES
+                and caller is not None
+                and caller.f_globals.get("__name__") in _COPY_MODULES
             ):
                 return object_new(klass)
             try:
+                if cls.__init__ is not our_init:  # type: ignore[misc]
+                    raise Unkeyable("__init__ replaced by other code")
                 key = build_key(args, kwargs)
                 if is_async:
-                    mode = settings.async_mode
                     if mode == "off":
                         raise Unkeyable("async sharing is off")
-                    loop = running_loop()
-                    if loop is None and mode == "loop":
-                        raise Unkeyable("async, no running event loop")
+                    if loop_bound:
+                        loop = running_loop()
+                        if loop is None:
+                            raise Unkeyable("async, no running event loop")
+                        key = (loop, key)
             except Unkeyable as why:
                 reason = str(why)
             except Exception:
@@ -134,21 +246,46 @@ def make_new(
             if reason is not COPYING:
                 cache.count_bypass(counters, reason)
             return object_new(klass)
-
         try:
-            client = get_or_build((target, loop, key), target, counters, loop, build, klass, kwargs)
+            client = get_or_build(key, target, counters, loop, hand_off, build, klass, kwargs, key)
         except Reentrant:
-            cache.count_bypass(counters, "nested construction of the same client")
+            client = None
+            reason = "built inside another construction of the same client"
+        except Stale as stale:
+            discard(stale.client)
+            client = None
+            reason = "uninstalled during the construction"
+        except BaseException:
+            del args, kwargs, key  # never in the traceback's locals (SPEC §7)
+            raise
+        if client is None:
+            cache.count_bypass(counters, reason or "__init__ replaced by other code")
             return object_new(klass)
-        handed.stack.append(client)
         return client
 
     __new__.__qualname__ = f"{cls.__qualname__}.__new__"
     # Libraries read the constructor's signature to decide which arguments to pass
     # (``inspect.signature(cls)`` looks at ``__new__`` first): keep the SDK's.
-    __new__.__signature__ = inspect.signature(original_init)  # type: ignore[attr-defined]
+    __new__.__signature__ = inspect.signature(inner_init)  # type: ignore[attr-defined]
     __new__.__clientdedupe__ = True  # type: ignore[attr-defined]
     return __new__
+
+
+def discard(client: object) -> None:
+    """Close a client built for sharing that can no longer be handed out."""
+    try:
+        pool = vars(client).get("_client")
+        stand_in = _pools.state_of(pool)
+        if stand_in is not None:
+            pool.close_soon()  # type: ignore[union-attr]
+        elif inspect.iscoroutinefunction(getattr(type(client), "close", None)):
+            _pools.close_soon(_pools.current_runner(), pool)
+        else:
+            client.close()  # type: ignore[attr-defined]
+    except Exception:
+        from ._log import logger
+
+        logger().debug("closing a discarded %s failed", type(client).__qualname__, exc_info=True)
 
 
 def is_ours(value: object) -> bool:

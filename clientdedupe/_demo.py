@@ -16,7 +16,7 @@ import argparse
 import contextlib
 
 from ._launcher import positive_int
-from ._targets import HTTP_ENV
+from ._targets import HTTP_ENV, PROXY_VARIABLES
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ _MISSING_TRUSTME = (
 # Variables of the calling environment that would change what the example's clients do:
 # the example must talk to the loopback server, configured only as the demo says.
 _DROPPED_PREFIXES = ("OPENAI_", "AZURE_OPENAI_", "CLIENTDEDUPE")
-_DROPPED = frozenset(HTTP_ENV)
+_DROPPED = frozenset(HTTP_ENV) | frozenset(PROXY_VARIABLES)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

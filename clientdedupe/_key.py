@@ -10,12 +10,13 @@ that matter, and never formats or hashes anything expensive.
 from __future__ import annotations
 
 import inspect
-import os
+
+from . import _environ
+from ._targets import PROXIES
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Hashable, Mapping
-    from typing import Any
 
     from ._targets import Target
 
@@ -57,13 +58,25 @@ def freeze(value: object) -> Hashable:
     if kind in _SCALARS:
         return (kind, value)
     if kind is dict:
+        # In order: the SDKs send headers in this order, and two names differing only
+        # in case ({"X-Tenant": "a", "x-tenant": "b"}) send the last one's value.
         items = value.items()  # type: ignore[attr-defined]
-        return (dict, frozenset((freeze(k), freeze(v)) for k, v in items))
+        return (dict, tuple((freeze(k), freeze(v)) for k, v in items))
     if kind is list or kind is tuple:
         return (kind, tuple(freeze(v) for v in value))  # type: ignore[attr-defined]
     if kind is set or kind is frozenset:
         return (kind, frozenset(freeze(v) for v in value))  # type: ignore[attr-defined]
     return ByIdentity(value)
+
+
+def holds_identity(key: object) -> bool:
+    """Whether ``key`` compares some object by identity (``ByIdentity``)."""
+    kind = type(key)
+    if kind is ByIdentity:
+        return True
+    if kind is tuple or kind is frozenset:
+        return any(holds_identity(part) for part in key)  # type: ignore[attr-defined]
+    return False
 
 
 def detach(value: object) -> object:
@@ -76,33 +89,9 @@ def detach(value: object) -> object:
         return [detach(v) for v in value]  # type: ignore[attr-defined]
     if kind is set:
         return {detach(v) for v in value}  # type: ignore[attr-defined]
+    if kind is tuple:
+        return tuple(detach(v) for v in value)  # type: ignore[attr-defined]
     return value
-
-
-def _environ_reader() -> Callable[[Any], object]:
-    """A fast ``os.environ.get`` for pre-encoded names.
-
-    ``os.environ.get`` encodes the name and decodes the value on every call; reading the
-    underlying dict directly is several times cheaper on the hot path.
-    """
-    data = getattr(os.environ, "_data", None)
-    if isinstance(data, dict):
-        return data.get
-    return os.environ.get
-
-
-def _snapshot(prefixes: tuple[str, ...]) -> Hashable:
-    """The variables whose names start with one of ``prefixes`` (all of them for ``""``)."""
-    data = getattr(os.environ, "_data", None)
-    if "" in prefixes and isinstance(data, dict):
-        return frozenset(data.items())
-    return frozenset(i for i in os.environ.items() if i[0].startswith(prefixes))
-
-
-def _encode(name: str) -> object:
-    """``name`` as ``os.environ._data`` stores it (bytes on POSIX)."""
-    encode = getattr(os.environ, "encodekey", None)
-    return name if encode is None else encode(name)
 
 
 class KeyBuilder:
@@ -111,6 +100,7 @@ class KeyBuilder:
     __slots__ = (
         "_accepts_any",
         "_always",
+        "_binding",
         "_defaults",
         "_env_plan",
         "_file_params",
@@ -132,24 +122,23 @@ class KeyBuilder:
         self._accepts_any = any(p.kind is p.VAR_KEYWORD for p in parameters)
         # Only the parameters this version of the SDK has: a variable whose parameter
         # is missing is read whatever the arguments.
-        plan: list[tuple[str, tuple[object, ...]]] = []
-        always = [_encode(name) for name in target.env_always]
+        plan: list[tuple[str, tuple[str, ...]]] = []
+        always = list(target.env_always)
         for parameter, names in target.env:
-            encoded = tuple(_encode(name) for name in names)
             if parameter in self._defaults:
-                plan.append((parameter, encoded))
+                plan.append((parameter, names))
             else:
-                always.extend(encoded)
+                always.extend(names)
         self._env_plan = tuple(plan)
         self._always = tuple(always)
-        #: explicit parameters → the variables to read: computed once per call shape.
-        self._plans: dict[tuple[str, ...], tuple[object, ...]] = {}
+        #: explicit parameters → (the variables to read, encoded for ``_binding``, and
+        #: whether the proxy variables are read): computed once per call shape.
+        self._plans: dict[tuple[str, ...], tuple[tuple[object, ...], bool]] = {}
+        self._binding: _environ.Binding | None = None
         self._prefixes = target.env_prefixes
         self._file_params = target.file_params
         self._unless_params = tuple(n for n in target.files_unless if n in self._defaults)
-        self._unless_variables = tuple(
-            _encode(n) for n in target.files_unless if n not in self._defaults
-        )
+        self._unless_variables = tuple(n for n in target.files_unless if n not in self._defaults)
 
     def build(self, args: tuple[object, ...], kwargs: Mapping[str, object]) -> Hashable:
         """The key of ``cls(*args, **kwargs)``; raises ``Unkeyable`` to bypass."""
@@ -180,30 +169,41 @@ class KeyBuilder:
             if value is not None:
                 explicit.append(name)
         shape = tuple(explicit)
-        names = self._plans.get(shape)
-        if names is None:
-            names = self._plan(shape)
-        get = _environ_reader()
+        binding = _environ.binding()
+        if binding is not self._binding:
+            self._plans = {}
+            self._binding = binding
+        plan = self._plans.get(shape)
+        if plan is None:
+            plan = self._plan(shape, binding)
+        names, with_proxies = plan
         if self._file_params or self._unless_params or self._unless_variables:
-            self._refuse_files(shape, get)
-        env = tuple(map(get, names))
+            self._refuse_files(shape, binding)
+        env = tuple(map(binding.get, names))
+        if with_proxies:
+            env = (*env, binding.proxies())
         if self._prefixes:
-            env = (*env, _snapshot(self._prefixes))
-        return (frozenset(items), env)
+            env = (*env, binding.snapshot(self._prefixes))
+        return (self.target, frozenset(items), env)
 
-    def _plan(self, explicit: tuple[str, ...]) -> tuple[object, ...]:
+    def _plan(
+        self, explicit: tuple[str, ...], binding: _environ.Binding
+    ) -> tuple[tuple[object, ...], bool]:
         """The variables the constructor reads when the parameters ``explicit`` are
         given: only those of the parameters left out."""
         names = list(self._always)
         for parameter, variables in self._env_plan:
             if parameter not in explicit:
                 names.extend(variables)
-        if len(self._plans) >= _MAX_PLANS:
-            self._plans.clear()
-        plan = self._plans[explicit] = tuple(names)
+        with_proxies = PROXIES in names
+        encoded = tuple(binding.encode(name) for name in names if name != PROXIES)
+        plans = self._plans
+        if len(plans) >= _MAX_PLANS:
+            plans.clear()
+        plan = plans[explicit] = (encoded, with_proxies)
         return plan
 
-    def _refuse_files(self, explicit: tuple[str, ...], get: Callable[[Any], object]) -> None:
+    def _refuse_files(self, explicit: tuple[str, ...], binding: _environ.Binding) -> None:
         """Raise ``Unkeyable`` if this construction would read configuration files,
         whose content cannot be part of the key."""
         if any(name in explicit for name in self._file_params):
@@ -212,6 +212,6 @@ class KeyBuilder:
             return
         if any(name in explicit for name in self._unless_params):
             return
-        if any(get(variable) for variable in self._unless_variables):
+        if any(binding.get(binding.encode(name)) for name in self._unless_variables):
             return
         raise Unkeyable("credentials read from files")

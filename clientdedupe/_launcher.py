@@ -48,7 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-clients", type=positive_int, help=f"bound of the cache ({_config.MAX_CLIENTS})"
     )
     parser.add_argument(
-        "--async-mode", choices=_config.ASYNC_MODES, help=f"async sharing ({_config.ASYNC})"
+        "--async-mode",
+        choices=(*_config.ASYNC_MODES, *_config.ASYNC_ALIASES),
+        help=f"async sharing ({_config.ASYNC})",
     )
     parser.add_argument(
         "--report",

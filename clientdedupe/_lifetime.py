@@ -1,25 +1,23 @@
 """What happens on close, copy and mutation of a shared client (SPEC §6).
 
-- ``close()`` (and so ``with`` / ``async with``) on a client the cache has ever held does
-  not close its connection pool: other holders may be using it. The same goes for the
-  clients made from it by ``with_options()`` / ``copy()``, which share that pool. The pool
-  is closed by the SDK's own finaliser once nobody holds it.
+- ``close()`` (and so the end of ``with`` / ``async with``) lets one holder go; the
+  connection pool is really closed only once nothing else uses it (``_ownership``).
 - ``with_options()`` / ``copy()`` return a new client on every call, as without
-  clientdedupe.
+  clientdedupe; the copy shares its parent's pool, and counts as one more user of it.
 - A holder that assigns an attribute on a shared client, or on one of its resource
   objects (``client.chat.completions.create = wrapper``), retires that client from
   sharing: it stays with those who have it; the next construction builds a fresh one.
 
-Every function here is a wrapt wrapper: ``(wrapped, instance, args, kwargs)``.
+The class-level functions here are wrapt wrappers: ``(wrapped, instance, args, kwargs)``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import sys
 import weakref
 
+from . import _ownership
 from ._context import BYPASS
 
 #: The bypass reason while an SDK's copy()/with_options() builds its new client: not a
@@ -37,67 +35,24 @@ if TYPE_CHECKING:
         [Callable[..., object], object, tuple[object, ...], dict[str, object]], object
     ]
 
-# The connection pools (the SDK's ``_client`` attribute) of every client the cache has
-# held, even if since evicted or retired: closing any client that uses one is a no-op.
-# Never cleared, because a retired client may still have several holders.
-_guarded: weakref.WeakSet[object] = weakref.WeakSet()
-# The same, by id, for objects that cannot be weakly referenced or hashed (not the
-# SDKs'): an id reused later only ever makes a close() a no-op, never a wrong close.
-_guarded_ids: set[int] = set()
-
-
-# The clients themselves (and the with_options() copies sharing their pools), so that
-# uninstall() can keep guarding them once the class patches are gone (SPEC §3.2, §6).
-_held: weakref.WeakSet[object] = weakref.WeakSet()
-
 
 def _pool(client: object) -> object:
     return getattr(client, "__dict__", {}).get("_client", client)
 
 
-def guard(client: object) -> None:
-    """Protect ``client``'s connection pool from ``close()`` calls of its holders."""
-    pool = _pool(client)
-    try:
-        _guarded.add(pool)
-    except TypeError:
-        _guarded_ids.add(id(pool))
-    with contextlib.suppress(TypeError):
-        _held.add(client)
-
-
-def keep_guarding() -> None:
-    """Before the class patches go: give every client that was shared, and still
-    exists, a ``close()`` of its own that keeps its pool open for its other holders."""
-    for client in list(_held):
-        attributes = getattr(client, "__dict__", None)
-        if attributes is None or "close" in attributes:
-            continue
-        is_async = inspect.iscoroutinefunction(type(client).close)  # type: ignore[attr-defined]
-        attributes["close"] = _already_closed if is_async else _closed
-
-
-def is_guarded(client: object) -> bool:
-    """Whether closing ``client`` would close a pool the cache has shared."""
-    pool = _pool(client)
-    try:
-        return pool in _guarded
-    except TypeError:
-        return id(pool) in _guarded_ids
-
-
-def _closed() -> None:
+def _kept_open() -> None:
     return None
 
 
-async def _already_closed() -> None:
+async def _kept_open_async() -> None:
     return None
 
 
 def guarded_close(is_async: bool) -> Wrapper:
-    """The wrapper of a client class's ``close()``: a no-op on a guarded client (for an
-    async client, an awaitable no-op, so that ``await client.close()`` still works)."""
-    kept_open = _already_closed if is_async else _closed
+    """The wrapper of a client class's ``close()``: one holder letting go. The SDK's
+    ``close()`` runs only when nothing else uses the pool (for an async client, the
+    holder still gets an awaitable, so that ``await client.close()`` works)."""
+    kept_open = _kept_open_async if is_async else _kept_open
 
     def close(
         wrapped: Callable[..., object],
@@ -105,10 +60,10 @@ def guarded_close(is_async: bool) -> Wrapper:
         args: tuple[object, ...],
         kwargs: dict[str, object],
     ) -> object:
-        if instance is not None and is_guarded(instance):
-            _log_kept_open(instance)
-            return kept_open()
-        return wrapped(*args, **kwargs)
+        if instance is None or _ownership.release(instance):
+            return wrapped(*args, **kwargs)
+        _log_kept_open(instance)
+        return kept_open()
 
     return close
 
@@ -116,9 +71,36 @@ def guarded_close(is_async: bool) -> Wrapper:
 def _log_kept_open(instance: object) -> None:
     from ._log import logger
 
-    logger().debug(
-        "close() on a shared %s: kept open for its other holders", type(instance).__name__
-    )
+    logger().debug("close() on a shared %s: kept open for its other users", type(instance).__name__)
+
+
+def keep_guarding() -> None:
+    """Before the class patches go (``uninstall()``): give every client handed out, and
+    every copy sharing its pool, a ``close()`` of its own that keeps counting holders,
+    since the class's ``close`` is about to be the SDK's again."""
+    for client in [*(s.ref() for s in _ownership.records()), *_ownership.copies()]:
+        attributes = getattr(client, "__dict__", None)
+        if attributes is None or "close" in attributes:
+            continue
+        is_async = inspect.iscoroutinefunction(getattr(type(client), "close", None))
+        attributes["close"] = _instance_close(client, is_async=is_async)
+
+
+def _instance_close(client: object, *, is_async: bool) -> Callable[[], object]:
+    ref = weakref.ref(client)  # the client's own attribute: no reference cycle
+
+    def close() -> object:
+        this = ref()
+        if this is not None and _ownership.release(this):
+            return type(this).close(this)  # type: ignore[attr-defined]
+        return None
+
+    async def aclose() -> None:
+        this = ref()
+        if this is not None and _ownership.release(this):
+            await type(this).close(this)  # type: ignore[attr-defined]
+
+    return aclose if is_async else close
 
 
 def copy(
@@ -128,15 +110,17 @@ def copy(
     kwargs: dict[str, object],
 ) -> object:
     """``with_options()`` / ``copy()``: the SDK builds the new client with the usual
-    constructor, which must not hand back a shared one."""
+    constructor, which must not hand back a shared one; a copy sharing a shared
+    client's pool is one more user of it."""
     token = BYPASS.set(COPYING)
     try:
         derived = wrapped(*args, **kwargs)
     finally:
         BYPASS.reset(token)
-    if instance is not None and _pool(derived) is _pool(instance) and is_guarded(instance):
-        with contextlib.suppress(TypeError):
-            _held.add(derived)
+    if instance is not None and _pool(derived) is _pool(instance):
+        owner = _ownership.owner_of(instance)
+        if owner is not None:
+            _ownership.add_copy(owner, derived)
     return derived
 
 
@@ -174,14 +158,14 @@ def retire_on_change(cache: ClientCache, package: str, *, on_resource: bool) -> 
 
 
 def _retire(cache: ClientCache, client: object, args: tuple[object, ...]) -> None:
-    entry = cache.retire(client)
-    if entry is not None:
+    shared = cache.retire(client)
+    if shared is not None:
         from ._log import logger
 
         attribute = args[0] if args and isinstance(args[0], str) else "?"
         logger().info(
             "a holder changed %r on a shared %s [%s]: retired from sharing",
             attribute,
-            entry.target.qualname,
-            entry.fingerprint,
+            shared.target.qualname,
+            shared.fingerprint,
         )

@@ -9,11 +9,13 @@ from __future__ import annotations
 import importlib
 import inspect
 import sys
+import time
 
 from . import _lifetime
 from ._cache import ClientCache
-from ._constructor import Settings, is_ours, make_init, make_new
+from ._constructor import Settings, hand_offs_pending, is_ours, make_init, make_new
 from ._log import logger
+from ._ownership import GUARD, Reentrant
 from ._patch import Patches, resolve
 from ._targets import Sdk
 
@@ -73,6 +75,30 @@ def resource_bases(sdk: Sdk) -> list[type]:
     return bases
 
 
+def async_pool_classes(sdk: Sdk) -> tuple[type, ...]:
+    """The classes of the connection pools the SDK builds for its async clients, if one
+    pool per event loop can be made of them (``_pools``): Stainless SDKs build an
+    ``Async…ClientWrapper(base_url=..., timeout=...)`` of their ``_base_client``
+    (``AsyncHttpxClientWrapper``; fireworks' ``AsyncAioHttpClientWrapper``)."""
+    try:
+        module = importlib.import_module(f"{sdk.package}._base_client")
+    except Exception:
+        return ()
+    needed = ("aclose", "send", "build_request", "base_url", "timeout")
+    return tuple(
+        value
+        for name, value in sorted(vars(module).items())
+        if name.startswith("Async")
+        and name.endswith("ClientWrapper")
+        and isinstance(value, type)
+        and all(hasattr(value, attribute) for attribute in needed)
+    )
+
+
+#: How long uninstall() waits for constructions between their __new__ and __init__.
+_HAND_OFF_WAIT = 1.0
+
+
 class Runtime:
     """The cache and every patch of one installation."""
 
@@ -82,6 +108,8 @@ class Runtime:
         self.patched: dict[str, type] = {}
         #: qualname → why it was left alone
         self.skipped: dict[str, str] = {}
+        #: qualname → why its shared async clients are tied to one event loop
+        self.loop_bound: dict[str, str] = {}
         self._patches = Patches()
         self._sdks_done: set[str] = set()
 
@@ -107,18 +135,46 @@ class Runtime:
                 logger().debug("deduplicating %s", target.qualname)
 
     def undo(self) -> None:
-        """Put every patched attribute back and forget the shared clients."""
-        self.settings.active = False
+        """Put every patched attribute back and forget the shared clients (closing
+        those no holder has). Safe while other threads construct clients."""
+        self.settings.active = False  # no hand-out from now on
         _lifetime.keep_guarding()
-        self._patches.undo()
+        deadline = time.monotonic() + _HAND_OFF_WAIT
+        while True:
+            try:
+                with GUARD:
+                    # A construction between its __new__ and its __init__ must meet our
+                    # __init__, or the SDK's would run again on the shared instance.
+                    if not hand_offs_pending() or time.monotonic() > deadline:
+                        self._patches.undo()
+                        break
+            except Reentrant:  # called inside our own section (a signal handler)
+                self._patches.undo()
+                break
+            time.sleep(0.0005)
         self.cache.clear()
         self.patched.clear()
 
     def _patch(self, target: Target) -> type:
         cls, init, close = inspect_target(target)
+        is_async = (
+            inspect.iscoroutinefunction(close) if target.is_async is None else target.is_async
+        )
+        pool_classes: tuple[type, ...] = ()
+        if is_async and self.settings.async_mode != "off":
+            pool_classes = async_pool_classes(target.sdk)
+            if not pool_classes and self.settings.async_mode == "shared":
+                why = "this version's connection pool cannot be made one per event loop"
+                self.loop_bound[target.qualname] = why
+                logger().warning(
+                    "%s: async clients are shared within one event loop only: %s",
+                    target.qualname,
+                    why,
+                )
         patches = self._patches
-        patches.set(cls, "__init__", make_init(init))
-        patches.wrap(cls, "close", _lifetime.guarded_close(inspect.iscoroutinefunction(close)))
+        our_init = make_init(init)
+        patches.set(cls, "__init__", our_init)
+        patches.wrap(cls, "close", _lifetime.guarded_close(is_async))
         for name in ("copy", "with_options"):
             if any(name in vars(klass) for klass in cls.__mro__):
                 patches.wrap(cls, name, _lifetime.copy)
@@ -128,10 +184,16 @@ class Runtime:
         # Last, once everything it relies on is in place. CPython cannot delete a
         # __new__ once set on a class: uninstall() leaves it, as a pass-through
         # (Settings.active is then False).
-        is_async = (
-            inspect.iscoroutinefunction(close) if target.is_async is None else target.is_async
+        new = make_new(
+            target,
+            cls,
+            init,
+            our_init,
+            self.cache,
+            self.settings,
+            is_async=is_async,
+            pool_classes=pool_classes,
         )
-        new = make_new(target, cls, init, self.cache, self.settings, is_async=is_async)
         patches.set(cls, "__new__", staticmethod(new), sticky=True)
         return cls
 

@@ -6,19 +6,27 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from ._ownership import Shared
     from ._runtime import Runtime
 
 
 def snapshot(runtime: Runtime) -> dict[str, dict[str, Any]]:
     """Per class: what happened to its constructions, and its live shared clients."""
+    from ._pools import open_pools, state_of
+
     cache = runtime.cache
-    live: dict[str, list[str]] = {}
-    for entry in cache.entries():
-        live.setdefault(entry.target.qualname, []).append(entry.fingerprint)
+    pools = open_pools()
+    live: dict[str, list[Shared]] = {}
+    for shared in cache.entries():
+        live.setdefault(shared.target.qualname, []).append(shared)
     result: dict[str, dict[str, Any]] = {}
     for qualname, counters in sorted(cache.counters.items()):
         bypassed = sum(counters.bypassed.values())
-        clients = live.get(qualname, [])
+        entries = live.get(qualname, [])
+        loop_pools = 0
+        for shared in entries:
+            state = state_of(getattr(shared.get(), "__dict__", {}).get("_client"))
+            loop_pools += pools.get(id(state), 0)
         result[qualname] = {
             "constructions": counters.built + counters.reused + bypassed + counters.failed,
             "built": counters.built,
@@ -28,7 +36,11 @@ def snapshot(runtime: Runtime) -> dict[str, dict[str, Any]]:
             "failed": counters.failed,
             "evicted": counters.evicted,
             "retired": counters.retired,
-            "live": len(clients),
-            "clients": clients,
+            "closed": counters.closed,
+            "live": len(entries),
+            "holders": sum(shared.holders for shared in entries),
+            "idle": sum(1 for shared in entries if not shared.holders),
+            "loop_pools": loop_pools,
+            "clients": [shared.fingerprint for shared in entries],
         }
     return result

@@ -199,6 +199,13 @@ class StubServer:
         with self._lock:
             return len(self._open)
 
+    def settled_open_connections(self, at_most: int = 0, timeout: float = 10.0) -> int:
+        """The open connections once at most ``at_most`` are open, or after ``timeout``
+        seconds: a client's close reaches the server's handler thread a moment later."""
+        with self._all_closed:
+            self._all_closed.wait_for(lambda: len(self._open) <= at_most, timeout=timeout)
+            return len(self._open)
+
     @property
     def max_open_connections(self) -> int:
         """Peak number of simultaneously open connections."""

@@ -12,22 +12,20 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
+#: In an env plan: every variable whose name ends in ``_proxy``, in any case, as
+#: ``urllib.request.getproxies()`` reads them (see ``_environ``).
+PROXIES = "*_proxy"
+
 # Read by httpx / httpx2 when the SDK builds its own HTTP client (``trust_env=True``):
-# proxies (both spellings, as urllib.request.getproxies() reads them; REQUEST_METHOD
-# makes it ignore HTTP_PROXY), CA bundles, and the TLS key log file.
-HTTP_ENV = (
-    "REQUEST_METHOD",
-    "SSLKEYLOGFILE",
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "ALL_PROXY",
-    "NO_PROXY",
-    "http_proxy",
-    "https_proxy",
-    "all_proxy",
-    "no_proxy",
-    "SSL_CERT_FILE",
-    "SSL_CERT_DIR",
+# proxies (REQUEST_METHOD makes urllib ignore HTTP_PROXY), CA bundles, and the TLS key
+# log file.
+HTTP_ENV = ("REQUEST_METHOD", "SSLKEYLOGFILE", "SSL_CERT_FILE", "SSL_CERT_DIR", PROXIES)
+
+#: The usual spellings of the proxy variables, for tools that clear them.
+PROXY_VARIABLES = tuple(
+    name
+    for base in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
+    for name in (base, base.lower())
 )
 
 EnvPlan = tuple[tuple[str, tuple[str, ...]], ...]

@@ -3,9 +3,14 @@
 It does nothing unless asked for:
 
 - ``--clientdedupe`` installs clientdedupe for the whole test session;
-- the ``clientdedupe_cache`` fixture gives a test its own empty cache and puts the
-  previous state back after it;
+- the ``clientdedupe_cache`` fixture turns deduplication on for one test, with a cache
+  of its own: empty when the test starts, cleared when it ends;
 - ``@pytest.mark.clientdedupe_bypass`` runs a test with deduplication bypassed.
+
+Written for every pytest from 7.0 (pluggy 1.0) on: an old-style hook wrapper, no
+``config.stash``, nothing imported from pytest that a later release added. Loaded into
+every test session of every environment that has clientdedupe, it must never be what
+breaks one.
 """
 
 from __future__ import annotations
@@ -15,7 +20,8 @@ from collections.abc import Generator, Iterator
 import pytest
 
 import clientdedupe
-from clientdedupe import _api
+
+_installed_by_option = False
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -29,37 +35,43 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    global _installed_by_option
     config.addinivalue_line(
         "markers",
         "clientdedupe_bypass: build fresh SDK clients in this test (clientdedupe.bypass())",
     )
     if config.getoption("--clientdedupe") and not clientdedupe.is_installed():
         clientdedupe.install()
-        config.stash[_INSTALLED_BY_US] = True
+        _installed_by_option = True
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    if config.stash.get(_INSTALLED_BY_US, False):
+    global _installed_by_option
+    if _installed_by_option:
+        _installed_by_option = False
         clientdedupe.uninstall()
 
 
-_INSTALLED_BY_US = pytest.StashKey[bool]()
-
-
-@pytest.hookimpl(wrapper=True)
+@pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     if item.get_closest_marker("clientdedupe_bypass") is None:
-        return (yield)
+        yield
+        return
     with clientdedupe.bypass("clientdedupe_bypass marker"):
-        return (yield)
+        yield
 
 
 @pytest.fixture
 def clientdedupe_cache() -> Iterator[None]:
-    """An empty clientdedupe cache for this test; the previous one is back after it."""
-    saved = _api.SavedState()
+    """Deduplication on for this test, sharing nothing with any other test: installed
+    if it was not (and uninstalled after), the cache cleared before and after."""
+    installed_here = not clientdedupe.is_installed()
+    if installed_here:
+        clientdedupe.install()
     clientdedupe.cache_clear()
     try:
         yield
     finally:
-        saved.restore()
+        clientdedupe.cache_clear()
+        if installed_here:
+            clientdedupe.uninstall()

@@ -64,16 +64,23 @@ def _configure_logging() -> None:
 
 def report() -> None:
     """Write one summary line per class on stderr: constructions, built, reused,
-    bypassed (with the main reason), evicted. Contains no argument value."""
-    from ._api import stats
+    bypassed (with the main reason), evicted, retired; or one line saying why there
+    is nothing to report. Contains no argument value."""
+    from ._api import is_installed, stats
 
+    lines = []
     for qualname, counts in stats().items():
         if not counts["constructions"]:
             continue
         reasons = counts["bypass_reasons"]
         main_reason = f" (mostly: {max(reasons, key=reasons.get)})" if reasons else ""
-        sys.stderr.write(
+        lines.append(
             f"clientdedupe: {qualname}: {counts['constructions']} constructions, "
             f"{counts['built']} clients built, {counts['reused']} reused, "
-            f"{counts['bypassed']} bypassed{main_reason}, {counts['evicted']} evicted\n"
+            f"{counts['bypassed']} bypassed{main_reason}, {counts['evicted']} evicted, "
+            f"{counts['retired']} retired\n"
         )
+    if not lines:
+        state = "active" if is_installed() else "not active"
+        lines.append(f"clientdedupe: {state}; no construction of a covered client\n")
+    sys.stderr.write("".join(lines))

@@ -7,7 +7,7 @@ import pytest
 
 import clientdedupe
 from clientdedupe._stub_server import StubServer
-from clientdedupe._targets import HTTP_ENV
+from clientdedupe._targets import HTTP_ENV, PROXY_VARIABLES
 
 # Variables the SDKs or their HTTP libraries read: the tests set what they need.
 _SCRUBBED_PREFIXES = (
@@ -20,7 +20,7 @@ _SCRUBBED_PREFIXES = (
     "FIREWORKS_",
     "CLIENTDEDUPE",
 )
-_SCRUBBED = tuple(name for name in HTTP_ENV if name.lower() != "no_proxy")
+_SCRUBBED = tuple(name for name in (*HTTP_ENV, *PROXY_VARIABLES) if name.lower() != "no_proxy")
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,5 @@
-"""SPEC §5: async clients are shared within one running event loop (by default)."""
+"""SPEC §5-§6, async: one shared client per key whatever loop runs, one connection pool per
+running event loop behind it, closed inside that loop as it ends."""
 
 from __future__ import annotations
 
@@ -14,74 +15,171 @@ from clientdedupe._stub_server import StubServer
 from .cases import ASYNC_CASES, Case
 
 
+def loop_pools(case: Case) -> int:
+    return int(clientdedupe.stats()[case.qualname]["loop_pools"])
+
+
+def idle_warm_up(case: Case) -> int:
+    """AsyncCerebras warms up through a sync Cerebras with the same key: that one is
+    shared too, and stays idle in the cache with its connection open."""
+    return 1 if "Cerebras" in case.qualname else 0
+
+
 @pytest.mark.usefixtures("installed")
 @pytest.mark.parametrize("case", ASYNC_CASES, ids=repr)
-def test_successive_asyncio_runs_each_get_their_own_working_client(
+def test_one_async_client_serves_successive_asyncio_runs_with_a_pool_per_run(
     case: Case, server: StubServer
 ) -> None:
     clients: list[Any] = []
+    pools_inside: list[int] = []
 
     async def agent(text: str) -> str:
         first, second = case.build(server), case.build(server)
         assert first is second
         clients.append(first)
-        return await case.aask(first, text)
+        answer = await case.aask(first, text)
+        pools_inside.append(loop_pools(case))
+        return answer
 
+    left = idle_warm_up(case)
     assert asyncio.run(agent("one")) == "echo: one"
+    # Closed inside the loop as it ended:
+    assert (server.settled_open_connections(left), loop_pools(case)) == (left, 0)
     assert asyncio.run(agent("two")) == "echo: two"
-    assert clients[0] is not clients[1]
+    assert (server.settled_open_connections(left), loop_pools(case)) == (left, 0)
+    assert clients[0] is clients[1]
+    assert pools_inside == [1, 1]
 
 
 @pytest.mark.usefixtures("installed")
 @pytest.mark.parametrize("case", ASYNC_CASES, ids=repr)
-def test_entries_of_a_closed_loop_are_dropped(case: Case, server: StubServer) -> None:
-    async def agent() -> int:
-        case.build(server)
-        return int(clientdedupe.stats()[case.qualname]["live"])
-
-    assert asyncio.run(agent()) == 1
-    assert clientdedupe.stats()[case.qualname]["live"] == 0
-
-
-@pytest.mark.usefixtures("installed")
-def test_an_async_client_built_outside_a_loop_is_constructed_normally(server: StubServer) -> None:
-    import openai
-
-    url = server.openai_base_url
-    first, second = (
-        openai.AsyncOpenAI(api_key="k", base_url=url),
-        openai.AsyncOpenAI(api_key="k", base_url=url),
-    )
-    assert first is not second
-    reasons = clientdedupe.stats()["openai.AsyncOpenAI"]["bypass_reasons"]
-    assert reasons == {"async, no running event loop": 2}
-    asyncio.run(first.close())
-    assert first.is_closed()
+def test_async_clients_built_outside_any_loop_are_one_client_working_in_every_run(
+    case: Case, server: StubServer
+) -> None:
+    # As langchain, openai-agents and autogen build them: at module level, no loop.
+    clients = [case.build(server) for _ in range(6)]
+    assert all(client is clients[0] for client in clients)
+    before = len(server.requests)
+    answers = [asyncio.run(case.aask(client, f"run {i}")) for i, client in enumerate(clients)]
+    assert answers == [f"echo: run {i}" for i in range(6)]
+    assert len(server.requests) - before == 6
+    assert server.settled_open_connections(idle_warm_up(case)) == idle_warm_up(case)
 
 
 @pytest.mark.usefixtures("installed")
-def test_loops_in_two_threads_never_share(server: StubServer) -> None:
+def test_a_held_async_client_works_in_twenty_successive_asyncio_runs(server: StubServer) -> None:
     import openai
 
-    built: list[Any] = []
-    ready = threading.Barrier(2)
+    held = openai.AsyncOpenAI(api_key="k", base_url=server.openai_base_url)
+    answers = [asyncio.run(Case.aask(held, f"run {i}")) for i in range(20)]
+    assert answers == [f"echo: run {i}" for i in range(20)]
+    assert server.max_open_connections == 1
 
-    def in_its_own_loop() -> None:
+
+def test_without_clientdedupe_a_held_async_client_fails_in_a_later_asyncio_run(
+    server: StubServer,
+) -> None:
+    """The baseline the README states: the SDK's own pool belongs to the first loop."""
+    import openai
+
+    held = openai.AsyncOpenAI(api_key="k", base_url=server.openai_base_url)
+    failures = 0
+    for i in range(20):
+        try:
+            asyncio.run(Case.aask(held, f"run {i}"))
+        except Exception:  # "Event loop is closed", surfacing as the SDK's APIConnectionError
+            failures += 1
+    assert failures > 0
+
+
+@pytest.mark.usefixtures("installed")
+def test_threads_each_running_a_loop_share_the_client_with_a_pool_each(server: StubServer) -> None:
+    import openai
+
+    shared = openai.AsyncOpenAI(api_key="k", base_url=server.openai_base_url)
+    threads_count = 4
+    together = threading.Barrier(threads_count)
+    answers: list[str] = []
+    errors: list[BaseException] = []
+
+    def in_its_own_loop(n: int) -> None:
         async def main() -> None:
-            built.append(openai.AsyncOpenAI(api_key="k", base_url=server.openai_base_url))
-            ready.wait()  # both loops are running at once
+            client = openai.AsyncOpenAI(api_key="k", base_url=server.openai_base_url)
+            assert client is shared
+            answers.append(await Case.aask(client, f"thread {n}"))
+            together.wait(timeout=30)  # every loop has its pool open at once
+            answers.append(await Case.aask(client, f"thread {n} again"))
 
-        asyncio.run(main())
+        try:
+            asyncio.run(main())
+        except BaseException as error:  # pragma: no cover - reported below
+            errors.append(error)
 
-    threads = [threading.Thread(target=in_its_own_loop) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert len(built) == 2 and built[0] is not built[1]
+    threads = [threading.Thread(target=in_its_own_loop, args=(n,)) for n in range(threads_count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sorted(answers) == sorted(
+        [f"echo: thread {n}" for n in range(threads_count)]
+        + [f"echo: thread {n} again" for n in range(threads_count)]
+    )
+    # One connection per loop: each loop reused its own for its second request.
+    assert server.connections == threads_count
+    assert server.settled_open_connections() == 0
+    assert loop_pools(case_for("openai.AsyncOpenAI")) == 0
 
 
-def test_global_mode_shares_outside_a_loop(server: StubServer) -> None:
+def case_for(qualname: str) -> Case:
+    return next(case for case in ASYNC_CASES if case.qualname == qualname)
+
+
+@pytest.mark.usefixtures("installed")
+def test_a_callers_http_client_is_shared_as_given_and_never_closed_by_clientdedupe(
+    server: StubServer,
+) -> None:
+    import openai
+
+    async def main() -> Any:
+        own = openai.DefaultAsyncHttpxClient()
+        first = openai.AsyncOpenAI(api_key="k", base_url=server.openai_base_url, http_client=own)
+        second = openai.AsyncOpenAI(api_key="k", base_url=server.openai_base_url, http_client=own)
+        assert first is second and first._client is own
+        await Case.aask(first)
+        return own
+
+    own = asyncio.run(main())
+    assert not own.is_closed  # the caller's, even after its loop ended
+    assert loop_pools(case_for("openai.AsyncOpenAI")) == 0
+
+
+def test_loop_mode_shares_within_one_running_loop_only(server: StubServer) -> None:
+    import openai
+
+    clientdedupe.install(async_mode="loop")
+    try:
+        url = server.openai_base_url
+
+        async def main() -> Any:
+            client = openai.AsyncOpenAI(api_key="k", base_url=url)
+            assert openai.AsyncOpenAI(api_key="k", base_url=url) is client
+            await Case.aask(client)
+            return client
+
+        first, second = asyncio.run(main()), asyncio.run(main())
+        assert first is not second
+        assert server.settled_open_connections() == 0
+        outside = openai.AsyncOpenAI(api_key="k", base_url=url)
+        assert outside is not openai.AsyncOpenAI(api_key="k", base_url=url)
+        counts = clientdedupe.stats()["openai.AsyncOpenAI"]
+        assert counts["bypass_reasons"] == {"async, no running event loop": 2}
+        assert counts["live"] == 0  # both loops are over
+    finally:
+        clientdedupe.uninstall()
+
+
+def test_global_is_an_old_name_of_shared(server: StubServer) -> None:
     import openai
 
     clientdedupe.install(async_mode="global")
@@ -89,7 +187,8 @@ def test_global_mode_shares_outside_a_loop(server: StubServer) -> None:
         url = server.openai_base_url
         client = openai.AsyncOpenAI(api_key="k", base_url=url)
         assert openai.AsyncOpenAI(api_key="k", base_url=url) is client
-        assert asyncio.run(Case.aask(client, "global")) == "echo: global"
+        assert asyncio.run(Case.aask(client, "one")) == "echo: one"
+        assert asyncio.run(Case.aask(client, "two")) == "echo: two"
     finally:
         clientdedupe.uninstall()
 
@@ -135,3 +234,19 @@ def test_bypass_is_local_to_its_task(server: StubServer) -> None:
     fresh, (a, b) = asyncio.run(main())
     assert a is b
     assert fresh is not a
+
+
+@pytest.mark.usefixtures("installed")
+def test_trio_runs_get_pools_of_their_own_never_an_asyncio_one(server: StubServer) -> None:
+    import openai
+    import trio
+
+    shared = openai.AsyncOpenAI(api_key="k", base_url=server.openai_base_url)
+    answers = [
+        asyncio.run(Case.aask(shared, "asyncio")),
+        trio.run(Case.aask, shared, "trio"),
+        asyncio.run(Case.aask(shared, "asyncio again")),
+        trio.run(Case.aask, shared, "trio again"),
+    ]
+    assert answers == ["echo: asyncio", "echo: trio", "echo: asyncio again", "echo: trio again"]
+    assert server.settled_open_connections() == 0

@@ -95,15 +95,39 @@ def test_defaults_spelled_out_give_the_same_key(server: StubServer) -> None:
     assert a is b
 
 
-def test_dict_and_list_arguments_compare_by_value(server: StubServer) -> None:
+def test_dict_and_list_arguments_compare_by_value_in_order(server: StubServer) -> None:
     import openai
 
     url = server.openai_base_url
     a = openai.OpenAI(api_key="k", base_url=url, default_headers={"A": "1", "B": "2"})
-    b = openai.OpenAI(api_key="k", base_url=url, default_headers={"B": "2", "A": "1"})
-    c = openai.OpenAI(api_key="k", base_url=url, default_headers={"A": "1", "B": "3"})
-    assert a is b
-    assert a is not c
+    same = openai.OpenAI(api_key="k", base_url=url, default_headers=dict([("A", "1"), ("B", "2")]))
+    reordered = openai.OpenAI(api_key="k", base_url=url, default_headers={"B": "2", "A": "1"})
+    other = openai.OpenAI(api_key="k", base_url=url, default_headers={"A": "1", "B": "3"})
+    assert a is same
+    assert a is not reordered  # sent in another order: never another caller's
+    assert a is not other
+    listed = openai.OpenAI(api_key="k", base_url=url, default_query={"tags": ["x", "y"]})
+    assert openai.OpenAI(api_key="k", base_url=url, default_query={"tags": ["x", "y"]}) is listed
+    assert (
+        openai.OpenAI(api_key="k", base_url=url, default_query={"tags": ["y", "x"]}) is not listed
+    )
+
+
+def test_header_names_differing_only_in_case_never_share(server: StubServer) -> None:
+    import openai
+
+    url = server.openai_base_url
+    first = openai.OpenAI(
+        api_key="k", base_url=url, default_headers={"X-Tenant": "a", "x-tenant": "b"}
+    )
+    second = openai.OpenAI(
+        api_key="k", base_url=url, default_headers={"x-tenant": "b", "X-Tenant": "a"}
+    )
+    assert first is not second
+    Case.ask(first)
+    Case.ask(second)
+    # Each sends what it would send without clientdedupe: the last spelling wins.
+    assert [r.headers["x-tenant"] for r in server.requests[-2:]] == ["b", "a"]
 
 
 def test_values_of_different_types_are_not_merged(server: StubServer) -> None:

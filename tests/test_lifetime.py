@@ -273,8 +273,10 @@ def test_cache_clear_forgets_shared_clients_and_holders_keep_theirs(server: Stub
     fresh = openai.OpenAI(api_key="k", base_url=url)
     assert fresh is not held
     assert ask(held, "old") == "echo: old"
-    held.close()
-    assert ask(held, "still guarded") == "echo: still guarded"
+    assert not held.is_closed()
+    held.close()  # its last holder: closed, as without clientdedupe
+    assert held.is_closed()
+    assert not fresh.is_closed()
 
 
 def test_a_dropped_shared_client_is_closed_by_the_sdks_finaliser(server: StubServer) -> None:

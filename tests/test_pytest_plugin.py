@@ -31,8 +31,9 @@ def test_1_own_cache(clientdedupe_cache):
 def test_2_own_cache_again(clientdedupe_cache):
     assert build() is not seen["own"]
 
-def test_3_previous_cache_is_back():
-    assert build() is seen["before"]
+def test_3_nothing_from_a_fixture_test_is_left():
+    assert build() is not seen["own"]
+    assert build() is not seen["before"]  # cleared after the fixture's test
 
 @pytest.mark.clientdedupe_bypass
 def test_4_bypass_marker():
@@ -72,20 +73,21 @@ def test_the_fixture_works_without_the_option(pytester: pytest.Pytester) -> None
         import openai
         import clientdedupe
 
-        def test_not_installed_means_nothing_shared(clientdedupe_cache):
+        def test_the_fixture_turns_deduplication_on(clientdedupe_cache):
+            assert clientdedupe.is_installed()
+            assert openai.OpenAI(api_key="k", base_url={URL!r}) is openai.OpenAI(
+                api_key="k", base_url={URL!r}
+            )
+
+        def test_and_off_again_after_its_test():
             assert not clientdedupe.is_installed()
             assert openai.OpenAI(api_key="k", base_url={URL!r}) is not openai.OpenAI(
                 api_key="k", base_url={URL!r}
             )
 
-        def test_installed_inside_a_test_is_undone_after(clientdedupe_cache):
+        def test_an_install_inside_a_fixture_test_is_kept_by_the_test(clientdedupe_cache):
             clientdedupe.install()
-            assert openai.OpenAI(api_key="k", base_url={URL!r}) is openai.OpenAI(
-                api_key="k", base_url={URL!r}
-            )
-
-        def test_and_is_gone_here():
-            assert not clientdedupe.is_installed()
+            assert clientdedupe.is_installed()
         """
     )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")

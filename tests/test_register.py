@@ -159,23 +159,55 @@ def test_with_env_only_the_named_variables_are_in_the_key(
 def test_registered_clients_follow_the_lifetime_contract(acme: Any) -> None:
     clientdedupe.register("acme:Acme")
     clientdedupe.register("acme:AsyncAcme")
-    clientdedupe.install(async_mode="global")
+    clientdedupe.install()
     shared = acme.Acme()
+    other_holder = acme.Acme()
     shared.close()
-    assert not shared.closed  # guarded for its other holders
-    shared.completions.create = lambda text: "patched"
+    assert not other_holder.closed  # kept open for its other holder
+    other_holder.completions.create = lambda text: "patched"
     assert acme.Acme() is not shared  # retired by the holder's assignment
     assert acme.Acme().completions.create("x") == "eu: x"
-    async_client = acme.AsyncAcme()
-    assert acme.AsyncAcme() is async_client
+    other_holder.close()
+    assert other_holder.closed  # its last holder let go of a client no longer shared
     import asyncio
 
-    asyncio.run(async_client.close())
-    assert not async_client.closed
+    async def main() -> Any:
+        async_client = acme.AsyncAcme()
+        assert acme.AsyncAcme() is async_client
+        await async_client.close()
+        assert not async_client.closed  # one holder is left
+        await async_client.close()
+        assert not async_client.closed  # idle: kept for the next construction in this loop
+        return async_client
+
+    async_client = asyncio.run(main())
+    assert async_client.closed  # idle as its loop ended: closed inside it
     with clientdedupe.bypass():
         own = acme.Acme()
     own.close()
     assert own.closed
+
+
+def test_an_sdk_whose_pool_cannot_be_made_per_loop_shares_within_one_loop(
+    acme: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    clientdedupe.register("acme:AsyncAcme")
+    with caplog.at_level("WARNING", logger="clientdedupe"):
+        clientdedupe.install()
+    assert [r.getMessage() for r in caplog.records] == [
+        "acme.AsyncAcme: async clients are shared within one event loop only: "
+        "this version's connection pool cannot be made one per event loop"
+    ]
+    outside = acme.AsyncAcme()
+    assert acme.AsyncAcme() is not outside
+    import asyncio
+
+    async def main() -> Any:
+        client = acme.AsyncAcme()
+        assert acme.AsyncAcme() is client
+        return client
+
+    assert asyncio.run(main()) is not asyncio.run(main())
 
 
 def test_an_unhashable_client_is_still_guarded_from_close(acme: Any) -> None:

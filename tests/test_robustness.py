@@ -26,18 +26,21 @@ def test_clients_handed_out_before_uninstall_never_close_under_other_holders(
 
     clientdedupe.install()
     url = server.openai_base_url
-    mine, theirs = (
+    mine, yours, theirs = (
+        openai.OpenAI(api_key="k", base_url=url),
         openai.OpenAI(api_key="k", base_url=url),
         openai.OpenAI(api_key="k", base_url=url),
     )
     derived = theirs.with_options(timeout=5)
     clientdedupe.uninstall()
     mine.close()
-    with mine:
+    with yours:
         pass
     derived.close()
     assert not theirs.is_closed()
     assert Case.ask(theirs, "after uninstall") == "echo: after uninstall"
+    theirs.close()  # the last user of the pool: closed for good
+    assert theirs.is_closed()
     # A client the cache never held closes as usual.
     own = openai.OpenAI(api_key="k", base_url=url)
     own.close()
@@ -50,10 +53,11 @@ def test_async_clients_handed_out_before_uninstall_stay_open(server: StubServer)
     async def main() -> str:
         clientdedupe.install()
         shared = openai.AsyncOpenAI(api_key="k", base_url=server.openai_base_url)
+        other = openai.AsyncOpenAI(api_key="k", base_url=server.openai_base_url)
         clientdedupe.uninstall()
         async with shared:
             pass
-        return await Case.aask(shared, "still open")
+        return await Case.aask(other, "still open")
 
     assert asyncio.run(main()) == "echo: still open"
 
@@ -264,15 +268,19 @@ def test_copies_made_by_the_sdk_are_not_counted_as_constructions(server: StubSer
 
 
 @pytest.mark.usefixtures("installed")
-def test_an_async_cerebras_built_outside_a_loop_closes_normally_and_its_warm_up_is_shared(
+def test_async_cerebras_built_outside_a_loop_is_shared_and_warms_up_once(
     server: StubServer,
 ) -> None:
     from cerebras.cloud.sdk import AsyncCerebras
 
     first = AsyncCerebras(api_key="k", base_url=server.cerebras_base_url)
     second = AsyncCerebras(api_key="k", base_url=server.cerebras_base_url)
-    assert first is not second
+    assert first is second
     asyncio.run(first.close())
+    assert not first.is_closed()  # its other holder
+    asyncio.run(second.close())
+    assert not first.is_closed()  # idle: kept for the next construction
+    clientdedupe.cache_clear()
     assert first.is_closed()
     warmups = [r for r in server.requests if r.path == "/v1/tcp_warming"]
     assert len(warmups) == 1

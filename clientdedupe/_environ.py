@@ -1,0 +1,93 @@
+"""How a key reads the environment (SPEC §5, §9).
+
+The SDKs read ``os.environ`` as it is at each construction, whatever object it is then:
+a test's ``mock.patch("os.environ", {...})`` or ``monkeypatch.setattr(os, "environ", ...)``
+puts a plain dict there, and the SDK reads that dict. So the key reads through the
+current ``os.environ`` too, never through one captured earlier. For the real
+``os.environ`` (an ``os._Environ``) names are encoded once and read from its underlying
+dict, which is several times cheaper than ``os.environ.get`` on the hot path.
+
+The HTTP library reads proxies through ``urllib.request.getproxies()``, which takes every
+variable whose name ends in ``_proxy`` in any case (``Http_Proxy`` included): the set of
+such names is found by a scan, redone only when the set of variable names may have
+changed.
+"""
+
+from __future__ import annotations
+
+import os
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+
+class Binding:
+    """Reading one environment object: the current ``os.environ``."""
+
+    __slots__ = ("_data", "_encode", "_proxies", "_proxy_suffix", "environ", "get")
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self.environ = environ
+        data = getattr(environ, "_data", None)
+        encode = getattr(environ, "encodekey", None)
+        if isinstance(data, dict) and callable(encode):
+            # The real os.environ: read its underlying dict by encoded names.
+            self._data: Mapping[object, object] = data
+            self._encode: Callable[[str], object] = encode
+        else:
+            self._data = environ  # type: ignore[assignment]
+            self._encode = str
+        #: ``dict.get`` of the mapping names are looked up in.
+        self.get: Callable[[object], object] = self._data.get
+        suffix = self._encode("_proxy")
+        self._proxy_suffix: object = suffix
+        #: (the names' size and last name when scanned, the ``*_proxy`` names): one
+        #: attribute, replaced whole, so that threads never see half an update.
+        self._proxies: tuple[object, tuple[object, ...]] = (None, ())
+
+    def encode(self, name: str) -> object:
+        """``name`` as this environment's mapping stores it."""
+        return self._encode(name)
+
+    def proxies(self) -> tuple[object, ...]:
+        """The (name, value) pairs of every ``*_proxy`` variable, any case, in order."""
+        data = self._data
+        try:
+            # A change to the set of names changes the size, or leaves a new name last
+            # (dicts keep insertion order): only then is the scan redone.
+            last = next(reversed(data), None)
+            seen: tuple[int, object] | None = (len(data), last)
+        except TypeError:  # a mapping that cannot be reversed: scan every time
+            seen = None
+        scanned, names = self._proxies
+        if seen is None or seen != scanned:
+            names = tuple(name for name in data if _is_proxy(name, self._proxy_suffix))
+            self._proxies = (seen, names)
+        get = self.get
+        return tuple((name, get(name)) for name in names)
+
+    def snapshot(self, prefixes: tuple[str, ...]) -> frozenset[tuple[object, object]]:
+        """Every variable whose name starts with one of ``prefixes`` (all for ``""``)."""
+        items = self._data.items()
+        if "" in prefixes:
+            return frozenset(items)
+        encoded = tuple(self._encode(prefix) for prefix in prefixes)
+        return frozenset(i for i in items if i[0].startswith(encoded))  # type: ignore[attr-defined]
+
+
+def _is_proxy(name: object, suffix: object) -> bool:
+    lower = getattr(name, "lower", None)
+    return lower is not None and bool(lower().endswith(suffix))
+
+
+_binding = Binding(os.environ)
+
+
+def binding() -> Binding:
+    """The binding for ``os.environ`` as it is now."""
+    global _binding
+    environ = os.environ
+    if environ is not _binding.environ:
+        _binding = Binding(environ)
+    return _binding

@@ -1,0 +1,272 @@
+"""Who holds a shared client, and when it is really closed (SPEC §6).
+
+Every client the cache hands out has a ``Shared`` record, kept for as long as the client
+lives (after eviction, retirement or ``uninstall()`` too). Each construction that returns
+the client adds a holder; each ``close()`` lets one go. A client is really closed only
+when nothing uses its connection pool any more: no holder, no ``with_options()`` /
+``copy()`` client still open, and not kept by the cache (an idle client is kept for the
+next construction of its key, and closed at once when the cache drops it).
+
+Records are keyed by ``id()`` and cleaned up by weak-reference callbacks, so that no
+registry keeps a client alive. The callbacks never take the lock (the garbage collector
+can run them anywhere, even while this thread holds it): they only mark.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Hashable
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ._targets import Target
+
+
+class Reentrant(Exception):
+    """This thread is already inside clientdedupe's critical section further up its
+    stack (a signal handler, a garbage-collector callback) or building the same key."""
+
+
+class Guard:
+    """The lock of the cache and of these records, one for the process.
+
+    Re-entrant, so that a signal handler interrupting this thread inside the lock does
+    not wait for itself forever; ``busy`` tells it that the section it interrupted is
+    unfinished, and it must leave the records alone (``Reentrant``).
+    """
+
+    __slots__ = ("busy", "lock")
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.busy = False
+
+    def __enter__(self) -> None:
+        self.lock.acquire()
+        if self.busy:
+            self.lock.release()
+            raise Reentrant
+        self.busy = True
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.busy = False
+        self.lock.release()
+
+
+GUARD = Guard()
+
+
+class Shared:
+    """One client the cache shares, or has shared."""
+
+    __slots__ = (
+        "cache",
+        "cached",
+        "client",
+        "client_id",
+        "closed",
+        "copies",
+        "fingerprint",
+        "holders",
+        "is_async",
+        "key",
+        "loop",
+        "ref",
+        "target",
+        "weak",
+    )
+
+    def __init__(
+        self,
+        cache: Cache,
+        key: Hashable,
+        target: Target,
+        client: object,
+        *,
+        loop: object,
+        is_async: bool,
+        weak: bool,
+    ) -> None:
+        self.cache = cache
+        self.key = key
+        self.target = target
+        #: The event loop the client is bound to (``async_mode="loop"``), or None.
+        self.loop = loop
+        self.is_async = is_async
+        #: Held weakly by the cache: its key holds an object by identity (an
+        #: ``http_client``, a callable key), so once its holders drop it no construction
+        #: can ask for it again.
+        self.weak = weak
+        #: The client itself while the cache holds it strongly (see ``hold``), else None.
+        self.client: object | None = None
+        self.client_id = id(client)
+        self.ref = weakref.ref(client, self._died)
+        self.holders = 0
+        self.cached = False
+        self.closed = False
+        #: ids of the open with_options()/copy() clients sharing its pool
+        self.copies: set[int] = set()
+        self.fingerprint = ""
+
+    def hold(self) -> None:
+        """The cache keeps this client: strongly, unless ``weak``."""
+        self.cached = True
+        self.client = None if self.weak else self.ref()
+
+    def let_go(self) -> None:
+        """The cache no longer keeps this client: only its holders do."""
+        self.cached = False
+        self.client = None
+
+    def get(self) -> object | None:
+        """The client, unless it is gone or closed."""
+        if self.closed:
+            return None
+        return self.client if self.client is not None else self.ref()
+
+    def _died(self, _: object) -> None:
+        # Garbage-collector callback: never take the lock here, only mark.
+        if _records.get(self.client_id) is self:
+            _records.pop(self.client_id, None)
+        if self.cached:
+            self.cache.dead.append(self)
+
+    def __repr__(self) -> str:
+        # Never the key: it holds argument values.
+        return f"<shared {self.target.qualname} [{self.fingerprint}]>"
+
+
+class Cache:
+    """What a record needs of the cache that holds it."""
+
+    dead: list[Shared]
+
+    def discard_locked(self, shared: Shared) -> None:
+        """Stop holding ``shared`` (the lock is held)."""
+        raise NotImplementedError
+
+
+#: id(client) → its record, for every client the cache has handed out and that lives.
+_records: dict[int, Shared] = {}
+#: id(copy) → (the copy, weakly; the record of the client whose pool it shares).
+_copies: dict[int, tuple[weakref.ref[object], Shared]] = {}
+
+
+def register(shared: Shared) -> None:
+    """Keep the record of a client the cache just built (the lock is held)."""
+    _records[shared.client_id] = shared
+
+
+def record_of(client: object) -> Shared | None:
+    """The record of ``client`` if the cache has ever handed it out."""
+    shared = _records.get(id(client))
+    if shared is not None and shared.ref() is client:
+        return shared
+    return None
+
+
+def owner_of(client: object) -> Shared | None:
+    """The record of ``client``, or of the client whose pool it shares as a copy."""
+    shared = record_of(client)
+    if shared is not None:
+        return shared
+    found = _copies.get(id(client))
+    if found is not None and found[0]() is client:
+        return found[1]
+    return None
+
+
+def add_copy(shared: Shared, copy: object) -> None:
+    """``copy`` (from ``with_options()`` / ``copy()``) shares ``shared``'s pool."""
+    copy_id = id(copy)
+
+    def died(_: object) -> None:
+        found = _copies.get(copy_id)
+        if found is not None and found[0] is ref:
+            _copies.pop(copy_id, None)
+            shared.copies.discard(copy_id)
+
+    try:
+        ref = weakref.ref(copy, died)
+    except TypeError:
+        return
+    try:
+        with GUARD:
+            _copies[copy_id] = (ref, shared)
+            shared.copies.add(copy_id)
+    except Reentrant:
+        # A signal handler inside our own section: both are single, atomic operations,
+        # and recording the copy matters more than the lock (unrecorded, its close()
+        # would close the shared pool).
+        _copies[copy_id] = (ref, shared)
+        shared.copies.add(copy_id)
+
+
+def release(client: object) -> bool:
+    """``client.close()`` was called: one holder lets go. True if it must really close
+    now (nothing else uses its pool), False if its pool is kept open for the others."""
+    try:
+        with GUARD:
+            return _release_locked(client)
+    except Reentrant:
+        return False  # inside our own critical section: keeping it open is always safe
+
+
+def _release_locked(client: object) -> bool:
+    shared = record_of(client)
+    if shared is not None:
+        if shared.closed:
+            return True  # closing again is the SDK's business (a no-op)
+        if shared.holders:
+            shared.holders -= 1
+        if shared.holders or shared.copies:
+            return False
+        if shared.cached:
+            if not shared.weak:
+                return False  # idle: kept for the next construction of its key
+            shared.cache.discard_locked(shared)
+        shared.closed = True
+        return True
+    found = _copies.get(id(client))
+    if found is None or found[0]() is not client:
+        return True  # not ours: close as usual
+    del _copies[id(client)]
+    shared = found[1]
+    shared.copies.discard(id(client))
+    if shared.closed:
+        return True
+    if shared.holders or shared.copies or shared.cached:
+        return False
+    # The last user of the pool: the client it was copied from is no longer held.
+    shared.closed = True
+    return True
+
+
+def drop_locked(shared: Shared) -> bool:
+    """The cache lets go of ``shared`` (the lock is held). True if it is idle, and so
+    must be closed now by the caller (outside the lock)."""
+    shared.let_go()
+    if shared.holders or shared.copies or shared.closed or shared.ref() is None:
+        return False
+    shared.closed = True
+    return True
+
+
+def records() -> list[Shared]:
+    """Every record alive."""
+    return list(_records.values())
+
+
+def copies() -> list[object]:
+    """Every open copy alive."""
+    return [copy for copy in (ref() for ref, _ in list(_copies.values())) if copy is not None]
+
+
+def after_fork_in_child() -> None:
+    """Forget the parent's clients (their sockets are the parent's too), and the lock,
+    which another thread of the parent may have held at the fork."""
+    GUARD.lock = threading.RLock()
+    GUARD.busy = False
+    _records.clear()
+    _copies.clear()
