@@ -1,4 +1,5 @@
-"""A tiny loopback server speaking just enough of the OpenAI-compatible chat API.
+"""A tiny loopback server speaking just enough of the OpenAI-compatible chat (and
+embeddings) API.
 
 It lets the real ``openai`` (including Azure OpenAI), ``groq`` and
 ``cerebras-cloud-sdk`` clients make genuine HTTP(S) requests without touching
@@ -10,11 +11,13 @@ Standard library only; ``trustme`` is imported lazily when ``tls=True``.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import shutil
 import socket
 import ssl
+import struct
 import tempfile
 import threading
 import time
@@ -23,7 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RecordedRequest", "StubServer"]
+__all__ = ["RecordedRequest", "StubServer", "stub_embedding"]
 
 _Json = dict[str, Any]
 _STUB_MODEL = "stub-model"
@@ -71,6 +74,7 @@ class StubServer:
         self._connections = 0
         self._tls_handshakes = 0
         self._max_open = 0
+        self._max_client_open = 0
         self._requests: list[RecordedRequest] = []
 
     # -- lifecycle ---------------------------------------------------------------
@@ -213,6 +217,21 @@ class StubServer:
             return self._max_open
 
     @property
+    def max_client_open_connections(self) -> int:
+        """Peak number of connections the clients had open at once, counted as each
+        request arrives and leaving out the connections their client has already closed.
+
+        Unlike :attr:`max_open_connections` this does not depend on how soon the server
+        notices a close: a client that replaces a connection (an expired keep-alive one,
+        or the pool of an event loop that has ended) closes the old one before it sends
+        on the new one, so load on the machine cannot make one connection at a time read
+        as two. Over TLS a closed connection may still count until the server sees the
+        close (its close alert is data, not an end of stream).
+        """
+        with self._lock:
+            return self._max_client_open
+
+    @property
     def requests(self) -> list[RecordedRequest]:
         """A snapshot of the requests received, in arrival order."""
         with self._lock:
@@ -224,6 +243,7 @@ class StubServer:
             self._connections = 0
             self._tls_handshakes = 0
             self._max_open = len(self._open)
+            self._max_client_open = 0
             self._requests.clear()
 
     def _on_accept(self, sock: socket.socket) -> None:
@@ -241,14 +261,21 @@ class StubServer:
         with self._lock:
             self._tls_handshakes += 1
 
-    def _on_request(self, request: RecordedRequest) -> None:
+    def _on_request(self, request: RecordedRequest, sock: socket.socket | None = None) -> None:
         with self._lock:
             self._requests.append(request)
+            if sock is not None:
+                held = sum(1 for other in self._open if other is sock or _held(other))
+                self._max_client_open = max(self._max_client_open, held)
 
     # -- responses ---------------------------------------------------------------
 
     def _respond(self, method: str, path: str, body: bytes) -> tuple[int, _Json]:
-        answers = {"/chat/completions": self._chat_completion, "/v1/messages": self._message}
+        answers = {
+            "/chat/completions": self._chat_completion,
+            "/v1/messages": self._message,
+            "/embeddings": self._embeddings,
+        }
         answer = next((a for suffix, a in answers.items() if path.endswith(suffix)), None)
         if method == "POST" and answer is not None:
             try:
@@ -317,6 +344,58 @@ class StubServer:
             "stop_sequence": None,
             "usage": {"input_tokens": 1, "output_tokens": len(text.split())},
         }
+
+    def _embeddings(self, req: _Json) -> _Json:
+        """An embeddings answer (``POST .../embeddings``): :func:`stub_embedding` of each
+        input, as floats or, when asked (the openai SDK's default), base64."""
+        given = req.get("input")
+        if isinstance(given, str) or (
+            isinstance(given, list) and given and all(isinstance(t, int) for t in given)
+        ):
+            inputs: list[Any] = [given]
+        else:
+            inputs = list(given) if isinstance(given, list) else [given]
+        data = []
+        for index, value in enumerate(inputs):
+            vector = stub_embedding(value)
+            embedding: Any = vector
+            if req.get("encoding_format") == "base64":
+                packed = struct.pack(f"<{len(vector)}f", *vector)
+                embedding = base64.b64encode(packed).decode("ascii")
+            data.append({"object": "embedding", "index": index, "embedding": embedding})
+        tokens = sum(len(_embedded_text(value).split()) for value in inputs)
+        return {
+            "object": "list",
+            "data": data,
+            "model": str(req.get("model") or _STUB_MODEL),
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+
+
+def stub_embedding(value: Any) -> list[float]:
+    """The vector the stub server answers for one embeddings input (a string, or a list
+    of token ids): its length in characters, its number of words and the sum of its
+    bytes modulo 1000, so that tests can tell which input a vector belongs to. Each is a
+    small integer, exact as a float32."""
+    text = _embedded_text(value)
+    return [float(len(text)), float(len(text.split())), float(sum(text.encode()) % 1000)]
+
+
+def _embedded_text(value: Any) -> str:
+    if isinstance(value, list):  # token ids
+        return " ".join(str(token) for token in value)
+    return "" if value is None else str(value)
+
+
+def _held(sock: socket.socket) -> bool:
+    """Whether the client still holds ``sock`` open: it has not sent its end of stream
+    (which the server may not have read yet). Peeks without blocking or consuming."""
+    try:
+        return socket.socket.recv(sock, 1, socket.MSG_PEEK | socket.MSG_DONTWAIT) != b""
+    except (BlockingIOError, InterruptedError):
+        return True  # open, nothing to read
+    except (OSError, ValueError):
+        return False  # reset, or already closed on this side
 
 
 def _error(message: str, code: str) -> _Json:
@@ -415,7 +494,7 @@ class _Handler(BaseHTTPRequestHandler):
         path, _, query = self.path.partition("?")
         headers = {k.lower(): v for k, v in self.headers.items()}
         stub = self.server.stub
-        stub._on_request(RecordedRequest(self.command, path, query, headers, body))
+        stub._on_request(RecordedRequest(self.command, path, query, headers, body), self.request)
         status, payload = stub._respond(self.command, path, body)
         self._send_json(status, payload)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -199,3 +200,69 @@ def test_tls_rejects_untrusting_client() -> None:
             client.chat.completions.create(model="m", messages=USER)
         assert srv.tls_handshakes == 0
         assert srv.requests == []
+
+
+def test_embeddings_as_floats_and_as_base64(srv: StubServer) -> None:
+    from clientdedupe._stub_server import stub_embedding
+
+    with _openai(srv) as client:
+        floats = client.embeddings.create(
+            model="emb", input=["hello there", "a"], encoding_format="float"
+        )
+        # The SDK asks for base64 by default and decodes it.
+        default = client.embeddings.create(model="emb", input="hello there")
+        tokens = client.embeddings.create(model="emb", input=[[1, 2, 3]], encoding_format="float")
+    assert [d.embedding for d in floats.data] == [
+        stub_embedding("hello there"),
+        stub_embedding("a"),
+    ]
+    assert [d.index for d in floats.data] == [0, 1]
+    assert stub_embedding("hello there") == [11.0, 2.0, float(sum(b"hello there") % 1000)]
+    assert default.data[0].embedding == stub_embedding("hello there")
+    assert json.loads(srv.requests[1].body).get("encoding_format") == "base64"
+    assert tokens.data[0].embedding == stub_embedding([1, 2, 3]) == stub_embedding("1 2 3")
+    assert floats.usage.prompt_tokens == 3
+    assert _paths(srv) == [("POST", "/v1/embeddings")] * 3
+
+
+def _raw_request(sock: socket.socket) -> bytes:
+    """One keep-alive request on a raw socket; the whole response."""
+    sock.sendall(b"GET /v1/models HTTP/1.1\r\nHost: stub\r\n\r\n")
+    response = b""
+    while b"\r\n\r\n" not in response:
+        response += sock.recv(4096)
+    head, _, body = response.partition(b"\r\n\r\n")
+    length = int(
+        next(
+            line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
+        ).split(b":")[1]
+    )
+    while len(body) < length:
+        body += sock.recv(4096)
+    return head
+
+
+def test_client_open_connections_count_connections_held_together(srv: StubServer) -> None:
+    address = ("127.0.0.1", srv.port)
+    with socket.create_connection(address) as first, socket.create_connection(address) as second:
+        _raw_request(first)
+        _raw_request(second)
+        assert srv.max_client_open_connections == 2
+    srv.settled_open_connections(0)
+    srv.reset_counters()
+    assert srv.max_client_open_connections == 0
+
+
+def test_client_open_connections_leave_out_a_connection_closed_before_the_next_one(
+    srv: StubServer,
+) -> None:
+    # One connection at a time, each closed by the client right before the next one is
+    # opened, as a pool replacing an expired keep-alive connection does: whether or not
+    # the server has noticed a close when the next request arrives, they were never held
+    # together.
+    address = ("127.0.0.1", srv.port)
+    for _ in range(20):
+        with socket.create_connection(address) as sock:
+            _raw_request(sock)
+    assert srv.connections == 20
+    assert srv.max_client_open_connections == 1
