@@ -10,6 +10,7 @@ that matter, and never formats or hashes anything expensive.
 from __future__ import annotations
 
 import inspect
+import weakref
 
 from . import _environ
 from ._targets import PROXIES
@@ -32,23 +33,35 @@ class Unkeyable(Exception):
 
 class ByIdentity:
     """A key part for an object without value semantics (an ``http_client``, a
-    callable ``api_key``): equal only to itself. It keeps the object alive, so its
-    ``id`` cannot be reused by another object while the key exists."""
+    callable ``api_key``): equal only to a part for the same, live object.
 
-    __slots__ = ("obj",)
+    It holds the object weakly where it can: a key must not keep a caller's
+    ``http_client`` (and its sockets) alive once no client uses it. Equality needs the
+    object alive on both sides, so a later object given the same ``id`` never matches.
+    """
+
+    __slots__ = ("_id", "_ref")
 
     def __init__(self, obj: object) -> None:
-        self.obj = obj
+        self._id = id(obj)
+        try:
+            self._ref: Callable[[], object] = weakref.ref(obj)
+        except TypeError:
+            self._ref = lambda: obj  # cannot be weakly referenced: held, as any argument
 
     def __hash__(self) -> int:
-        return id(self.obj)
+        return self._id
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, ByIdentity) and other.obj is self.obj
+        if not isinstance(other, ByIdentity):
+            return False
+        mine = self._ref()
+        return mine is not None and mine is other._ref()
 
     def __repr__(self) -> str:
         # Never the object's own repr: it may hold a secret, or raise.
-        return f"<{type(self.obj).__name__} at {id(self.obj):#x}>"
+        obj = self._ref()
+        return f"<{type(obj).__name__} at {self._id:#x}>"
 
 
 def freeze(value: object) -> Hashable:

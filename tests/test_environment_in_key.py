@@ -143,3 +143,22 @@ def test_azure_endpoint_and_api_version_variables_are_in_the_key(
     with StubServer() as other:
         monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", other.azure_endpoint)
         assert openai.AzureOpenAI(api_key="k") is not second
+
+
+def test_a_proxy_variable_in_any_case_is_part_of_the_key(
+    server: StubServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import urllib.request
+
+    import openai
+
+    url = server.openai_base_url
+    direct = openai.OpenAI(api_key="k", base_url=url)
+    monkeypatch.setenv("Http_Proxy", "http://127.0.0.1:9")
+    assert urllib.request.getproxies()["http"] == "http://127.0.0.1:9"  # what httpx reads
+    proxied = openai.OpenAI(api_key="k", base_url=url)
+    assert proxied is not direct
+    monkeypatch.setenv("Http_Proxy", "http://127.0.0.1:8")
+    assert openai.OpenAI(api_key="k", base_url=url) is not proxied
+    monkeypatch.delenv("Http_Proxy")
+    assert openai.OpenAI(api_key="k", base_url=url) is direct
