@@ -40,6 +40,8 @@ class _State:
         self.fork_hook_registered = False
         self.kill_switch_reported = False
         self.environment_registered = False
+        self.observed = False
+        self.dependency_reported = False
 
 
 _state = _State()
@@ -53,20 +55,24 @@ def install(
 ) -> None:
     """Deduplicate the supported SDK clients in this process.
 
-    ``targets`` narrows to some SDKs or classes (``"openai"``, ``"groq.AsyncGroq"``);
-    ``max_clients`` bounds the cache (least recently used dropped); ``async_mode`` is
-    ``"shared"`` (async clients shared whatever loop runs, with one connection pool per
-    running event loop behind each), ``"loop"`` (shared within one running event loop
-    only) or ``"off"``; ``"global"`` is an old name of ``"shared"``. Arguments left out
-    come from the environment (``CLIENTDEDUPE_TARGETS``, ``CLIENTDEDUPE_MAX_CLIENTS``,
-    ``CLIENTDEDUPE_ASYNC``).
+    ``targets`` narrows to some SDKs or classes, by import or pip name (``"openai"``,
+    ``"cerebras-cloud-sdk"``, ``"groq.AsyncGroq"``); ``max_clients`` bounds the cache
+    (least recently used dropped); ``async_mode`` is ``"shared"`` (async clients shared
+    whatever loop runs, with one connection pool per running event loop behind each),
+    ``"loop"`` (shared within one running event loop only) or ``"off"``; ``"global"`` is
+    an old name of ``"shared"``. Arguments left out come from the environment
+    (``CLIENTDEDUPE_TARGETS``, ``CLIENTDEDUPE_MAX_CLIENTS``, ``CLIENTDEDUPE_ASYNC``).
 
     SDKs already imported are patched at once, the others when they are imported.
-    Idempotent. With ``CLIENTDEDUPE=0`` in the environment this does nothing.
-    Raises ``ValueError`` for an unknown target or a bad argument.
+    Idempotent. Called again with other settings than the installation in force (one
+    made at start-up, by the launcher, or by an earlier call), it applies them: as
+    ``uninstall()`` then ``install()`` with the new settings; clients handed out before
+    keep working. With ``CLIENTDEDUPE=0`` in the environment it does nothing. Raises
+    ``ValueError`` for an unknown target or a bad argument.
     """
+    _observe_from_environment()
     _register_from_environment()
-    chosen = select(targets) if targets is not None else _targets_from_environment()
+    chosen = select(targets) if targets is not None else _config.targets()
     chosen += [t for t in registered if t not in chosen]
     bound = _config.max_clients(max_clients)
     mode = _config.async_mode(async_mode)
@@ -75,36 +81,59 @@ def install(
             _state.kill_switch_reported = True
             from ._log import logger
 
-            logger().info("%s is off: install() does nothing", _config.ENABLED)
+            logger().info("%s=0 (the kill switch): install() does nothing", _config.ENABLED)
         return
+    replaced = None
     with _state.lock:
         if _state.installed:
-            if (chosen, bound, mode) != (_state.targets, _state.max_clients, _state.async_mode):
-                from ._log import logger
-
-                logger().warning(
-                    "already installed with other settings: uninstall() first to change them"
-                )
-            return
+            if (set(chosen), bound, mode) == (
+                set(_state.targets),
+                _state.max_clients,
+                _state.async_mode,
+            ):
+                return
+            replaced = _settings()
+            _uninstall_locked()
         _state.targets, _state.max_clients, _state.async_mode = chosen, bound, mode
         _state.installed = True
         watched = {t.module for t in chosen}
         _state.watcher = ImportWatcher(watched, _on_import)
         _state.watcher.install()
         loaded = [name for name in sorted(watched) if name in sys.modules]
+        if replaced is not None:
+            from ._log import logger
+
+            logger().info("install(): settings changed from %s to %s", replaced, _settings())
     for name in loaded:
         _patch_loaded(name)
 
 
-def _targets_from_environment() -> list[Target]:
-    names = _config.comma_list(_config.TARGETS)
-    try:
-        return select(names)
-    except ValueError as error:
-        from ._log import logger
+def _settings() -> str:
+    """The settings in force, for a log line (target names and numbers only)."""
+    names = ",".join(sorted(t.qualname for t in _state.targets))
+    return f"targets={names} max_clients={_state.max_clients} async_mode={_state.async_mode}"
 
-        logger().warning("ignoring %s: %s; deduplicating every target", _config.TARGETS, error)
-        return select(None)
+
+def _observe_from_environment() -> None:
+    """``CLIENTDEDUPE_LOG`` and ``CLIENTDEDUPE_REPORT``, however clientdedupe is
+    activated (start-up, launcher, an explicit ``install()``, even the kill switch, which
+    the report then names): applied once per process, by the first ``install()``."""
+    if _state.observed:
+        return
+    _state.observed = True
+    from ._log import configure
+
+    configure(_config.log_level())
+    if _config.flag(_config.REPORT):
+        import atexit
+
+        atexit.register(_report_at_exit)
+
+
+def _report_at_exit() -> None:
+    from .startup import report
+
+    report()
 
 
 def register(
@@ -134,8 +163,10 @@ def register(
     _add(new)
 
 
-def _register_from_environment() -> None:
-    """Register each class of ``CLIENTDEDUPE_EXTRA_TARGETS``, once, without importing it."""
+def _register_from_environment(report: _config.Report | None = None) -> None:
+    """Register each class of ``CLIENTDEDUPE_EXTRA_TARGETS``, once, without importing
+    it; an entry that is not ``package.module:ClassName`` goes to ``report`` (by
+    default, the promised one-line warning)."""
     if _state.environment_registered:
         return
     _state.environment_registered = True
@@ -145,9 +176,7 @@ def _register_from_environment() -> None:
         try:
             _add(make_target(spec, source="environment"))
         except ValueError as error:
-            from ._log import logger
-
-            logger().warning("ignoring %s entry %r: %s", _config.EXTRA_TARGETS, spec, str(error))
+            (report or _config.warn)(f"ignoring {_config.EXTRA_TARGETS} entry {spec!r}: {error}")
 
 
 def _add(target: Target) -> None:
@@ -185,17 +214,34 @@ def _on_import(module: ModuleType) -> None:
     would surface in the user's ``import openai``."""
     try:
         with _state.lock:
-            if not _state.installed:
+            if not _state.installed or not _dependencies_importable():
                 return
             runtime = _ensure_runtime()
             runtime.patch(t for t in _state.targets if t.module == module.__name__)
     except Exception:
         try:
-            from ._log import logger
+            from ._log import PROMISED, logger
 
-            logger().warning("could not patch %s", module.__name__, exc_info=True)
+            logger().warning("could not patch %s", module.__name__, exc_info=True, extra=PROMISED)
         except Exception:
             pass
+
+
+def _dependencies_importable() -> bool:
+    """Whether wrapt, which patching needs, can be imported; if not, says so once,
+    naming it and the fix, and nothing is patched (the SDK works as without us)."""
+    try:
+        import wrapt  # noqa: F401
+    except Exception as error:
+        if not _state.dependency_reported:
+            _state.dependency_reported = True
+            _config.warn(
+                f"no SDK is deduplicated: clientdedupe needs wrapt, which cannot be imported "
+                f"here ({type(error).__name__}: {error}); fix: {sys.executable} -m pip "
+                "install 'wrapt>=1.17'"
+            )
+        return False
+    return True
 
 
 def _ensure_runtime() -> Runtime:
@@ -228,15 +274,20 @@ def uninstall() -> None:
     Clients already handed out keep working. Does nothing if not installed.
     """
     with _state.lock:
-        if not _state.installed:
-            return
-        if _state.watcher is not None:
-            _state.watcher.remove()
-            _state.watcher = None
-        if _state.runtime is not None:
-            _state.runtime.undo()
-            _state.runtime = None
-        _state.installed = False
+        _uninstall_locked()
+
+
+def _uninstall_locked() -> None:
+    """``uninstall()``, with ``_state.lock`` held."""
+    if not _state.installed:
+        return
+    if _state.watcher is not None:
+        _state.watcher.remove()
+        _state.watcher = None
+    if _state.runtime is not None:
+        _state.runtime.undo()
+        _state.runtime = None
+    _state.installed = False
 
 
 def is_installed() -> bool:

@@ -1,8 +1,12 @@
 """Configuration from the environment (SPEC §4), parsed in one place.
 
 Every variable clientdedupe reads is a constant here. A bad value never raises: it is
-reported once, naming the variable, the value and what is accepted, and the default is
-used. Keyword arguments to ``install()`` win over the environment.
+reported once per process, naming the variable, the value and what is accepted, and the
+default is used. Keyword arguments to ``install()`` win over the environment.
+
+Each parser takes a ``report`` callable for the problems it finds: the default is the
+promised one-line warning (``_log``); ``clientdedupe doctor`` passes its own, to list
+them, so the doctor and a real start-up judge every value the same way.
 """
 
 from __future__ import annotations
@@ -11,7 +15,11 @@ import os
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
+
+    from ._targets import Target
+
+    Report = Callable[[str], None]
 
 #: ``1/true/yes/on`` activates at start-up; ``0/false/no/off`` is a kill switch.
 ENABLED = "CLIENTDEDUPE"
@@ -41,15 +49,39 @@ DEFAULT_MAX_CLIENTS = 128
 DEFAULT_ASYNC_MODE = "shared"
 
 
-def _warn(variable: str, value: str, accepted: str) -> None:
-    from ._log import logger
-
-    logger().warning(
-        "ignoring %s=%r: accepted values are %s; using the default", variable, value, accepted
-    )
+#: (variable, value) pairs already warned about: a value read again (a second
+#: ``install()``, the exit report) is not reported twice.
+_warned: set[tuple[str, str]] = set()
 
 
-def flag(variable: str, environ: Mapping[str, str] | None = None) -> bool | None:
+def warn(message: str) -> None:
+    """The default ``report``: the promised one-line warning, once per message."""
+    from ._log import PROMISED, logger
+
+    logger().warning("%s", message, extra=PROMISED)
+
+
+def bad_value(variable: str, value: str, accepted: str) -> str:
+    """The message about a bad value: the variable, the value, what is accepted."""
+    return f"ignoring {variable}={value!r}: accepted values are {accepted}; using the default"
+
+
+def _bad(variable: str, value: str, accepted: str, report: Report | None) -> None:
+    _problem(variable, value, bad_value(variable, value, accepted), report)
+
+
+def _problem(variable: str, value: str, message: str, report: Report | None) -> None:
+    if report is None:
+        if (variable, value) in _warned:
+            return
+        _warned.add((variable, value))
+        report = warn
+    report(message)
+
+
+def flag(
+    variable: str, environ: Mapping[str, str] | None = None, *, report: Report | None = None
+) -> bool | None:
     """True, False, or None when the variable is unset, empty or not a boolean."""
     env = os.environ if environ is None else environ
     raw = env.get(variable)
@@ -60,7 +92,7 @@ def flag(variable: str, environ: Mapping[str, str] | None = None) -> bool | None
         return True
     if value in FALSY:
         return False
-    _warn(variable, raw, "1/true/yes/on or 0/false/no/off")
+    _bad(variable, raw, "1/true/yes/on or 0/false/no/off", report)
     return None
 
 
@@ -72,7 +104,29 @@ def comma_list(variable: str, environ: Mapping[str, str] | None = None) -> list[
     return items or None
 
 
-def max_clients(value: object | None, environ: Mapping[str, str] | None = None) -> int:
+def targets(
+    environ: Mapping[str, str] | None = None, *, report: Report | None = None
+) -> list[Target]:
+    """The targets ``CLIENTDEDUPE_TARGETS`` names, or all of them when it is unset or
+    names something unknown (reported, with the valid names)."""
+    from ._targets import select
+
+    names = comma_list(TARGETS, environ)
+    try:
+        return select(names)
+    except ValueError as error:
+        raw = (os.environ if environ is None else environ).get(TARGETS, "")
+        message = f"ignoring {TARGETS}={raw!r}: {error}; deduplicating every target"
+        _problem(TARGETS, raw, message, report)
+        return select(None)
+
+
+def max_clients(
+    value: object | None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    report: Report | None = None,
+) -> int:
     """The cache bound: ``value`` if given (must be an int >= 1), else the environment."""
     if value is not None:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -87,12 +141,14 @@ def max_clients(value: object | None, environ: Mapping[str, str] | None = None) 
     except ValueError:
         parsed = 0
     if parsed < 1:
-        _warn(MAX_CLIENTS, raw, "an integer >= 1")
+        _bad(MAX_CLIENTS, raw, "an integer >= 1", report)
         return DEFAULT_MAX_CLIENTS
     return parsed
 
 
-def async_mode(value: str | None, environ: Mapping[str, str] | None = None) -> str:
+def async_mode(
+    value: str | None, environ: Mapping[str, str] | None = None, *, report: Report | None = None
+) -> str:
     """``shared``, ``loop`` or ``off`` (``global`` is ``shared``): ``value`` if given,
     else the environment."""
     if value is not None:
@@ -100,17 +156,22 @@ def async_mode(value: str | None, environ: Mapping[str, str] | None = None) -> s
         if value not in ASYNC_MODES:
             raise ValueError(f"async_mode must be one of {', '.join(ASYNC_MODES)}")
         return value
-    chosen = _choice(ASYNC, (*ASYNC_MODES, *ASYNC_ALIASES), environ)
+    chosen = _choice(ASYNC, (*ASYNC_MODES, *ASYNC_ALIASES), environ, report)
     return ASYNC_ALIASES.get(chosen, chosen) if chosen else DEFAULT_ASYNC_MODE
 
 
-def log_level(environ: Mapping[str, str] | None = None) -> str | None:
+def log_level(
+    environ: Mapping[str, str] | None = None, *, report: Report | None = None
+) -> str | None:
     """The requested level of the ``clientdedupe`` logger, or None."""
-    return _choice(LOG, LOG_LEVELS, environ)
+    return _choice(LOG, LOG_LEVELS, environ, report)
 
 
 def _choice(
-    variable: str, choices: tuple[str, ...], environ: Mapping[str, str] | None
+    variable: str,
+    choices: tuple[str, ...],
+    environ: Mapping[str, str] | None,
+    report: Report | None = None,
 ) -> str | None:
     """One of ``choices`` (case-insensitive), or None when unset, empty or bad."""
     env = os.environ if environ is None else environ
@@ -119,6 +180,6 @@ def _choice(
         return None
     value = raw.strip().lower()
     if value not in choices:
-        _warn(variable, raw, "/".join(choices))
+        _bad(variable, raw, "/".join(choices), report)
         return None
     return value

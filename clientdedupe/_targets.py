@@ -263,9 +263,17 @@ def all_targets() -> tuple[Target, ...]:
     return BUILTIN_TARGETS + tuple(t for t in registered if t.source != "built-in")
 
 
+def canonical(name: str) -> str:
+    """A pip name as the index compares it (PEP 503): ``Cerebras_Cloud.SDK`` is
+    ``cerebras-cloud-sdk``. Without ``re``: this runs at start-up."""
+    parts = name.lower().replace("_", "-").replace(".", "-").split("-")
+    return "-".join(part for part in parts if part)
+
+
 def select(names: Iterable[str] | str | None) -> list[Target]:
-    """The targets named by ``names``: SDK modules (``"openai"``) or classes
-    (``"groq.AsyncGroq"``). ``None`` selects all of them.
+    """The targets named by ``names``: SDKs by import name (``"openai"``,
+    ``"cerebras.cloud.sdk"``) or pip name (``"cerebras-cloud-sdk"``, ``"fireworks-ai"``),
+    or classes (``"groq.AsyncGroq"``). ``None`` selects all of them.
 
     Raises ``ValueError`` naming the valid targets when a name is unknown.
     """
@@ -279,9 +287,24 @@ def select(names: Iterable[str] | str | None) -> list[Target]:
         name = raw.strip()
         matched = [t for t in table if name in (t.module, t.qualname)]
         if not matched:
-            valid = sorted({t.module for t in table} | {t.qualname for t in table})
+            wanted = canonical(name)
+            matched = [t for t in table if canonical(t.sdk.distribution) == wanted]
+        if not matched:
+            import difflib  # only on this error path
+
+            valid = valid_names()
+            close = difflib.get_close_matches(name, valid, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ValueError(
-                f"unknown clientdedupe target {name!r}; valid targets: {', '.join(valid)}"
+                f"unknown clientdedupe target {name!r}{hint}; valid targets: {', '.join(valid)}"
             )
         chosen.extend(t for t in matched if t not in chosen)
     return chosen
+
+
+def valid_names() -> list[str]:
+    """Every name ``select()`` accepts: import names, pip names and classes, sorted."""
+    table = all_targets()
+    names = {t.module for t in table} | {t.qualname for t in table}
+    names |= {t.sdk.distribution for t in table}
+    return sorted(names)

@@ -1,7 +1,7 @@
 """Activation at interpreter start, from the environment alone (SPEC §3.3-3.4, §4).
 
 ``activate()`` is what the sitecustomize files call: it does nothing unless
-``CLIENTDEDUPE`` is on, and it never raises. It must stay cheap: it runs before every
+``CLIENTDEDUPE`` is set, and it never raises. It must stay cheap: it runs before every
 program, so it imports no SDK and no wrapt (see ``_api``).
 """
 
@@ -18,48 +18,27 @@ def activate() -> bool:
     """Install clientdedupe if ``CLIENTDEDUPE`` is on; returns whether it did.
 
     Reads every ``CLIENTDEDUPE_*`` variable: a bad value is reported by one warning
-    naming it, and its default used. Never raises.
+    naming it, and its default used. With ``CLIENTDEDUPE=0`` (the kill switch) nothing
+    is installed, but ``CLIENTDEDUPE_LOG`` and ``CLIENTDEDUPE_REPORT`` still apply, so
+    that ``clientdedupe run --report`` says why nothing was shared. Never raises.
     """
     global _activated
     try:
-        if _config.flag(_config.ENABLED) is not True:
+        enabled = _config.flag(_config.ENABLED)
+        if enabled is None:
             return False
         # Bootstrapping twice is harmless (a user's sitecustomize may chain to ours
         # and also call us): the second call does nothing.
+        from ._api import install, is_installed
+
         if _activated:
-            return True
+            return is_installed()
         _activated = True
-        _configure_logging()
-        from ._api import install
-
-        install()
-        if _config.flag(_config.REPORT):
-            import atexit
-
-            atexit.register(report)
-        return True
+        install()  # with the kill switch: only the log and the report
+        return is_installed()
     except Exception as error:
         sys.stderr.write(f"clientdedupe: not activated ({type(error).__name__}: {error})\n")
         return False
-
-
-def _configure_logging() -> None:
-    level = _config.log_level()
-    if level is None:
-        return
-    import logging
-
-    from ._log import logger
-
-    log = logger()
-    log.setLevel(level.upper())
-    if not log.handlers:
-        # Asked for on the command line or in the environment: show it, whatever the
-        # program does (or does not do) with logging.
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("clientdedupe: %(levelname)s: %(message)s"))
-        log.addHandler(handler)
-        log.propagate = False
 
 
 def report() -> None:
@@ -81,6 +60,11 @@ def report() -> None:
             f"{counts['retired']} retired\n"
         )
     if not lines:
-        state = "active" if is_installed() else "not active"
+        if is_installed():
+            state = "active"
+        elif _config.flag(_config.ENABLED) is False:
+            state = f"not active ({_config.ENABLED}=0, the kill switch)"
+        else:
+            state = "not active"
         lines.append(f"clientdedupe: {state}; no construction of a covered client\n")
     sys.stderr.write("".join(lines))

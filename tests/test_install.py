@@ -264,4 +264,111 @@ def test_a_broken_wrapt_leaves_the_sdk_importable_and_unpatched(tmp_path: Path) 
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
-    assert "not deduplicating openai.OpenAI: ImportError" in result.stderr
+    # One line, naming the missing dependency and the fix.
+    assert result.stderr.splitlines() == [
+        "clientdedupe: WARNING: no SDK is deduplicated: clientdedupe needs wrapt, which "
+        "cannot be imported here (ImportError: wrapt is broken here); fix: "
+        f"{sys.executable} -m pip install 'wrapt>=1.17'"
+    ]
+
+
+# ------------------------------------------------ SPEC §4: an explicit install() applies
+
+
+def test_install_with_other_settings_applies_them(server: StubServer) -> None:
+    import groq
+
+    url = server.openai_base_url
+    clientdedupe.install()
+    try:
+        before = openai.OpenAI(api_key="k", base_url=url)
+        clientdedupe.install(targets=["groq"], max_clients=1, async_mode="off")
+        assert clientdedupe.is_installed()
+        # openai is put back as it was; groq is deduplicated, with a cache of one.
+        assert openai.OpenAI(api_key="k", base_url=url) is not openai.OpenAI(
+            api_key="k", base_url=url
+        )
+        g_url = server.groq_base_url
+        assert groq.Groq(api_key="k", base_url=g_url) is groq.Groq(api_key="k", base_url=g_url)
+        groq.Groq(api_key="other", base_url=g_url)
+        counts = clientdedupe.stats()
+        assert set(counts) == {"groq.Groq", "groq.AsyncGroq"}
+        assert counts["groq.Groq"]["evicted"] == 1
+        a = groq.AsyncGroq(api_key="k", base_url=g_url)
+        assert groq.AsyncGroq(api_key="k", base_url=g_url) is not a  # async_mode="off"
+        # The client handed out before the change keeps working.
+        assert before.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "x"}]
+        )
+    finally:
+        clientdedupe.uninstall()
+
+
+def test_install_with_the_same_settings_keeps_the_shared_clients(server: StubServer) -> None:
+    url = server.openai_base_url
+    clientdedupe.install(targets="openai", max_clients=5)
+    try:
+        shared = openai.OpenAI(api_key="k", base_url=url)
+        clientdedupe.install(targets=["openai"], max_clients=5)
+        assert openai.OpenAI(api_key="k", base_url=url) is shared
+    finally:
+        clientdedupe.uninstall()
+
+
+def test_installs_with_different_settings_from_many_threads_never_raise(
+    server: StubServer,
+) -> None:
+    import threading
+
+    url = server.openai_base_url
+    errors: list[BaseException] = []
+    start = threading.Barrier(8)
+
+    def work(index: int) -> None:
+        try:
+            start.wait()
+            for step in range(20):
+                clientdedupe.install(max_clients=1 + (index + step) % 3)
+                openai.OpenAI(api_key="k", base_url=url)
+        except BaseException as error:  # pragma: no cover - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        assert errors == []
+        assert clientdedupe.is_installed()
+        assert openai.OpenAI(api_key="k", base_url=url) is openai.OpenAI(api_key="k", base_url=url)
+    finally:
+        clientdedupe.uninstall()
+    assert vars(openai.OpenAI).get("__init__") is not None
+    assert openai.OpenAI(api_key="k", base_url=url) is not openai.OpenAI(api_key="k", base_url=url)
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("cerebras-cloud-sdk", {"cerebras.cloud.sdk.Cerebras", "cerebras.cloud.sdk.AsyncCerebras"}),
+        ("fireworks-ai", {"fireworks.Fireworks", "fireworks.AsyncFireworks"}),
+        ("Fireworks_AI", {"fireworks.Fireworks", "fireworks.AsyncFireworks"}),
+        ("cerebras.cloud.sdk", {"cerebras.cloud.sdk.Cerebras", "cerebras.cloud.sdk.AsyncCerebras"}),
+    ],
+)
+def test_targets_accept_pip_names_as_well_as_import_names(name: str, expected: set[str]) -> None:
+    import cerebras.cloud.sdk  # noqa: F401
+    import fireworks  # noqa: F401
+
+    clientdedupe.install(targets=[name])
+    try:
+        assert set(clientdedupe.stats()) == expected
+    finally:
+        clientdedupe.uninstall()
+
+
+def test_an_unknown_target_suggests_the_closest_name() -> None:
+    with pytest.raises(ValueError, match=r"'opneai' \(did you mean 'openai'\?\)"):
+        clientdedupe.install(targets="opneai")
+    assert not clientdedupe.is_installed()
