@@ -11,18 +11,25 @@ if TYPE_CHECKING:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = argparse.ArgumentParser(
         prog="clientdedupe",
         description="Share one LLM SDK client per configuration in programs you did not write.",
     )
+    parser.add_argument("--version", action="version", version=f"clientdedupe {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser(
         "run",
         help="run a command with clientdedupe active",
-        usage="clientdedupe run [options] -- COMMAND [ARGS...]",
+        usage="clientdedupe run [options] [--] COMMAND [ARGS...]",
         description="Run COMMAND with clientdedupe active in it and in the Python "
-        "processes it starts (they inherit the environment).",
+        "processes it starts (they inherit the environment). COMMAND starts at the first "
+        "argument that is not an option of run (or after --); a Python file that is not "
+        "a command itself (clientdedupe run app.py) runs with this interpreter. "
+        "CLIENTDEDUPE=0 in the environment (the kill switch) wins over the launcher.",
+        allow_abbrev=False,
     )
     from ._launcher import add_arguments as add_run_arguments
 
@@ -50,11 +57,13 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``clientdedupe`` command; returns the exit code."""
     args_list = list(sys.argv[1:] if argv is None else argv)
-    # Everything after "run [options] --" belongs to the command, untouched.
+    # The command of "run" (after "--", or from its first word) is passed on untouched.
     command: list[str] = []
-    if args_list[:1] == ["run"] and "--" in args_list:
-        split = args_list.index("--")
-        args_list, command = args_list[:split], args_list[split + 1 :]
+    if args_list[:1] == ["run"]:
+        from ._launcher import split_command
+
+        options, command = split_command(args_list[1:])
+        args_list = ["run", *options]
     args = _parser().parse_args(args_list)
     if args.command == "run":
         from ._launcher import run

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
 
 from clientdedupe import _config
 
-from .processes import SITECUSTOMIZE_EXAMPLE, run, run_python
+from .processes import SITECUSTOMIZE_EXAMPLE, clean_environment, run, run_python
 
 # An unmodified program: it knows nothing about clientdedupe.
 SCRIPT = """
@@ -325,3 +327,241 @@ def test_each_start_up_hook_runs_once_beside_another_chaining_tool(
     assert result.returncode == 0, result.stderr
     assert result.stderr.splitlines() == ["other tool's hook ran", "users hook ran"]
     assert outcome(result.stdout)["same"] is True
+
+
+# ------------------------------------------------------- SPEC §4 precedence, issue 11
+
+CLIENTDEDUPE_RUN = LAUNCHERS["clientdedupe run"]
+
+
+def test_the_kill_switch_wins_over_the_launcher(script: str) -> None:
+    result = run([*CLIENTDEDUPE_RUN, "--report", "--", sys.executable, script], CLIENTDEDUPE="0")
+    assert result.returncode == 0, result.stderr
+    assert outcome(result.stdout)["same"] is False
+    # --report still answers, and says why nothing was shared.
+    assert result.stderr.splitlines() == [
+        "clientdedupe: not active (CLIENTDEDUPE=0, the kill switch); "
+        "no construction of a covered client"
+    ]
+
+
+def test_an_explicit_install_with_other_settings_wins_over_the_launcher() -> None:
+    program = """
+        import json, groq, openai, clientdedupe
+        clientdedupe.install(targets=["groq"], async_mode="off", max_clients=1)
+        url = "http://127.0.0.1:9"
+        o = [openai.OpenAI(api_key="k", base_url=url) for _ in range(2)]
+        g = [groq.Groq(api_key="k", base_url=url) for _ in range(2)]
+        groq.Groq(api_key="other", base_url=url)
+        a = [groq.AsyncGroq(api_key="k", base_url=url) for _ in range(2)]
+        counts = clientdedupe.stats()
+        print(json.dumps([o[0] is o[1], g[0] is g[1], a[0] is a[1], sorted(counts),
+                          counts["groq.Groq"]["evicted"]]))
+    """
+    code = textwrap.dedent(program)
+    result = run([*CLIENTDEDUPE_RUN, "--targets", "openai", "--", sys.executable, "-c", code])
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [False, True, False, ["groq.AsyncGroq", "groq.Groq"], 1]
+    assert result.stderr == ""  # no "already installed with other settings"
+
+
+def test_log_and_report_work_with_an_explicit_install() -> None:
+    result = run_python(
+        """
+        import clientdedupe, openai
+        clientdedupe.install()
+        for _ in range(3):
+            openai.OpenAI(api_key="sk-SECRET", base_url="http://127.0.0.1:9/v1")
+        """,
+        CLIENTDEDUPE_LOG="debug",
+        CLIENTDEDUPE_REPORT="1",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "clientdedupe: DEBUG: built a shared openai.OpenAI [" in result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        "clientdedupe: openai.OpenAI: 3 constructions, 1 clients built, 2 reused, "
+        "0 bypassed, 0 evicted, 0 retired"
+    )
+    assert "SECRET" not in result.stderr
+
+
+def test_the_report_says_something_when_nothing_was_constructed() -> None:
+    result = run([*CLIENTDEDUPE_RUN, "--report", "--", sys.executable, "-c", "pass"])
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "clientdedupe: active; no construction of a covered client\n"
+
+
+# ------------------------------------------------------------ the launcher's command line
+
+
+def test_the_launcher_takes_the_command_without_the_separator(script: str) -> None:
+    # As ddtrace-run: the first word that is not an option of `run` starts the command,
+    # and the command's own options (even --report) are its own.
+    args = ["--report", "--", "x"]
+    result = run([*CLIENTDEDUPE_RUN, "--max-clients", "3", sys.executable, script, *args])
+    assert result.returncode == 0, result.stderr
+    assert outcome(result.stdout) == {"same": True, "argv": args}
+    assert result.stderr == ""
+
+
+def test_the_launcher_runs_a_python_file_with_its_own_interpreter(script: str) -> None:
+    result = run([*CLIENTDEDUPE_RUN, "--report", script, "arg"])
+    assert result.returncode == 0, result.stderr
+    assert outcome(result.stdout) == {"same": True, "argv": ["arg"]}
+    assert "openai.OpenAI: 2 constructions, 1 clients built, 1 reused" in result.stderr
+
+
+def test_the_command_has_a_version() -> None:
+    from clientdedupe import __version__
+
+    for command in (
+        [CLIENTDEDUPE_RUN[0], "--version"],
+        [sys.executable, "-m", "clientdedupe", "--version"],
+    ):
+        result = run(command)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == f"clientdedupe {__version__}\n"
+
+
+def test_a_bad_target_at_the_launcher_exits_2_naming_the_valid_ones(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    code = f"open({str(marker)!r}, 'w').close()"
+    result = run([*CLIENTDEDUPE_RUN, "--targets", "opneai", "--", sys.executable, "-c", code])
+    assert result.returncode == 2
+    assert "unknown clientdedupe target 'opneai' (did you mean 'openai'?)" in result.stderr
+    assert "valid targets: " in result.stderr and "cerebras-cloud-sdk" in result.stderr
+    assert not marker.exists()
+
+
+def test_the_launcher_accepts_pip_names() -> None:
+    code = "import os; print(os.environ['CLIENTDEDUPE_TARGETS'])"
+    result = run(
+        [
+            *CLIENTDEDUPE_RUN,
+            "--targets",
+            "cerebras-cloud-sdk, fireworks-ai",
+            "--",
+            sys.executable,
+            "-c",
+            code,
+        ]
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "cerebras-cloud-sdk,fireworks-ai"
+    assert result.stderr == ""
+
+
+def test_the_launcher_keeps_pythonpath_exactly(tmp_path: Path) -> None:
+    # `export PYTHONPATH=$PYTHONPATH:/x` with it unset gives ":/x": the empty entry is the
+    # current directory, from which this program imports a module.
+    from clientdedupe._launcher import LAUNCH_PATH
+
+    (tmp_path / "helper_in_cwd.py").write_text("VALUE = 42\n")
+    code = "import os, helper_in_cwd; print(helper_in_cwd.VALUE, os.environ['PYTHONPATH'])"
+    other = str(tmp_path / "elsewhere")
+    for pythonpath in (os.pathsep + other, other + os.pathsep):
+        env = clean_environment(PYTHONPATH=pythonpath)
+        plain = subprocess.run(
+            [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True
+        )
+        launched = subprocess.run(
+            [*CLIENTDEDUPE_RUN, "--", sys.executable, "-c", code],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert plain.stdout == f"42 {pythonpath}\n", plain.stderr
+        assert launched.stdout == f"42 {LAUNCH_PATH}{os.pathsep}{pythonpath}\n", launched.stderr
+
+
+def test_the_launcher_refuses_opentelemetry_instrument_inside_it(tmp_path: Path) -> None:
+    # issue 10: opentelemetry-instrument's sitecustomize goes first and never chains, so
+    # under `clientdedupe run` clientdedupe would be silently off.
+    marker = tmp_path / "ran"
+    fake = tmp_path / "bin" / "opentelemetry-instrument"
+    fake.parent.mkdir()
+    fake.write_text(f"#!/bin/sh\ntouch {marker}\n")
+    fake.chmod(0o755)
+    path = os.pathsep.join([str(fake.parent), os.environ.get("PATH", "")])
+    for command in (["opentelemetry-instrument"], [str(fake)]):
+        result = run([*CLIENTDEDUPE_RUN, "--", *command, "python", "app.py"], PATH=path)
+        assert result.returncode == 2
+        assert "opentelemetry-instrument clientdedupe run -- python app.py" in result.stderr
+        assert not marker.exists()
+
+
+# ------------------------------------------------- the launcher's sitecustomize, issue 11
+
+
+@pytest.fixture(scope="module")
+def bare_python(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A virtualenv with nothing installed: an interpreter that lacks clientdedupe."""
+    folder = tmp_path_factory.mktemp("bare") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder)], check=True)
+    return str(folder / "bin" / "python")
+
+
+MODULES = "import sys; print(' '.join(sorted(sys.modules)))"
+
+
+def test_the_launchers_sitecustomize_is_quiet_where_clientdedupe_is_missing(
+    bare_python: str,
+) -> None:
+    result = run([*CLIENTDEDUPE_RUN, "--report", "--", bare_python, "-c", "print('ran')"])
+    assert result.returncode == 0
+    assert (result.stdout, result.stderr) == ("ran\n", "")
+
+
+def test_a_broken_clientdedupe_under_the_launcher_says_so_in_one_line(tmp_path: Path) -> None:
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    site = subprocess.run(
+        [
+            str(venv / "bin" / "python"),
+            "-c",
+            "import sysconfig; print(sysconfig.get_paths()['purelib'])",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    broken = Path(site) / "clientdedupe"
+    broken.mkdir()
+    (broken / "__init__.py").write_text("raise RuntimeError('broken here')\n")
+    result = run([*CLIENTDEDUPE_RUN, "--", str(venv / "bin" / "python"), "-c", "print('ran')"])
+    assert result.returncode == 0
+    assert result.stdout == "ran\n"
+    assert result.stderr == "clientdedupe: not activated (RuntimeError: broken here)\n"
+
+
+def test_the_launchers_sitecustomize_imports_only_what_activation_needs(
+    bare_python: str,
+) -> None:
+    # Timing is measured by benchmarks/startup.py; here, what cannot flip under load: the
+    # modules a child started by the launcher imports beyond a plain one.
+    from clientdedupe._launcher import LAUNCH_PATH
+
+    from .processes import REPO
+
+    def modules(**env: str) -> set[str]:
+        result = run([bare_python, "-c", MODULES], **env)
+        assert result.returncode == 0, result.stderr
+        return set(result.stdout.split())
+
+    plain = modules(PYTHONPATH=REPO)
+    launched = os.pathsep.join([LAUNCH_PATH, REPO])
+    opted_out = modules(PYTHONPATH=launched)  # CLIENTDEDUPE unset in the child
+    active = modules(PYTHONPATH=launched, CLIENTDEDUPE="1")
+    assert opted_out - plain == {"sitecustomize"}
+    added = active - plain
+    assert {"clientdedupe", "clientdedupe.startup", "clientdedupe._api"} <= added
+    heavy = {"importlib.util", "logging", "wrapt", "openai", "asyncio", "threading", "re"}
+    assert added & heavy == set()
+    assert {m for m in added if not m.startswith("clientdedupe")} <= {
+        "__future__",
+        "sitecustomize",
+        "contextvars",
+        "_contextvars",
+        "_thread",
+    }
