@@ -242,11 +242,59 @@ def main(args: argparse.Namespace) -> int:
         except ImportError:
             sys.stderr.write(_MISSING_TRUSTME)
             return 1
+    agents = fit_to_open_file_limit(args.agents)
+    if agents is None:
+        return 1
     try:
-        return _demo(args.agents, tls=args.tls, use_async=args.use_async, version=version)
+        return _demo(agents, tls=args.tls, use_async=args.use_async, version=version)
     except KeyboardInterrupt:
         sys.stderr.write("\nclientdedupe demo: interrupted\n")
         return 130
+
+
+#: Open files a run needs beside one connection per agent: the interpreter's own, the
+#: server's listening socket and threads, the pipes to the example, TLS files.
+FD_MARGIN = 32
+
+
+def fit_to_open_file_limit(agents: int) -> int | None:
+    """The number of agents to run under this process's open-file limit.
+
+    Without clientdedupe, each agent's client keeps its own connection open, in the
+    example and (the other end) in this process's server: ``agents`` above the limit
+    would wait for file descriptors that never come. So the soft limit is raised to
+    what the run needs when the hard limit allows it (children inherit it); otherwise
+    the number of agents is lowered to what fits, saying so; None (after saying why)
+    if not even two fit."""
+    import sys
+
+    try:
+        import resource
+    except ImportError:  # not a POSIX system: no such limit to check
+        return agents
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = agents + FD_MARGIN
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return agents
+    if hard == resource.RLIM_INFINITY or hard >= needed:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+        return agents
+    fit = hard - FD_MARGIN
+    if fit < 2:
+        sys.stderr.write(
+            f"clientdedupe demo: the open-file limit (ulimit -n) is {hard}, too low to run "
+            f"even two agents (each needs a connection, plus {FD_MARGIN} for the rest). "
+            f"Raise it, e.g. `ulimit -n {needed}`, and run the demo again.\n"
+        )
+        return None
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    sys.stderr.write(
+        f"clientdedupe demo: running {fit} agents instead of {agents}: without clientdedupe "
+        f"each agent holds a connection open, and the open-file limit (ulimit -n, hard "
+        f"limit {hard}) leaves room for {fit}. To run {agents}, raise it first: "
+        f"`ulimit -n {needed}` (as root, or after raising the hard limit).\n"
+    )
+    return fit
 
 
 def _openai_version() -> str | None:

@@ -10,8 +10,18 @@ from pathlib import Path
 from .processes import REPO, clean_environment
 
 
-def demo(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    """``python -m clientdedupe demo ARGS`` in a fresh interpreter; never hangs."""
+def demo(
+    *args: str, open_files: tuple[int, int] | None = None, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """``python -m clientdedupe demo ARGS`` in a fresh interpreter, with ``open_files``
+    as its (soft, hard) open-file limit if given; never hangs."""
+
+    def limit() -> None:
+        if open_files is not None:
+            import resource
+
+            resource.setrlimit(resource.RLIMIT_NOFILE, open_files)
+
     return subprocess.run(
         [sys.executable, "-m", "clientdedupe", "demo", *args],
         capture_output=True,
@@ -19,6 +29,7 @@ def demo(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
         cwd=REPO,
         env=clean_environment(**env),
         timeout=300,
+        preexec_fn=limit,
     )
 
 
@@ -75,3 +86,35 @@ def test_demo_refuses_a_number_of_agents_below_one() -> None:
     assert result.returncode == 2
     assert "expected an integer >= 1" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_demo_lowers_the_agents_to_what_the_open_file_limit_allows() -> None:
+    # issue 11, 9: 300 agents under `ulimit -n 256` hung for 7 minutes. Here: a hard
+    # limit of 64 files leaves room for 32 agents besides what the run itself needs.
+    from clientdedupe._demo import FD_MARGIN
+
+    fit = 64 - FD_MARGIN
+    result = demo("--agents", "100", open_files=(64, 64))
+    assert result.returncode == 0, result.stderr
+    assert f"running {fit} agents instead of 100" in result.stderr
+    assert "ulimit -n" in result.stderr
+    assert table_row(result.stdout, "clients built") == (str(fit), "1")
+    assert table_row(result.stdout, "TCP connections") == (str(fit), "1")
+
+
+def test_demo_raises_a_low_soft_open_file_limit_when_the_hard_one_allows() -> None:
+    import resource
+
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    result = demo("--agents", "40", open_files=(24, hard))
+    assert result.returncode == 0, result.stderr
+    assert "instead of" not in result.stderr
+    assert table_row(result.stdout, "clients built") == ("40", "1")
+
+
+def test_demo_explains_a_limit_too_low_for_two_agents() -> None:
+    result = demo("--agents", "10", open_files=(20, 20))
+    assert result.returncode == 1
+    assert "open-file limit (ulimit -n) is 20" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
