@@ -121,9 +121,11 @@ def _observe_from_environment() -> None:
     if _state.observed:
         return
     _state.observed = True
-    from ._log import configure
+    level = _config.log_level()
+    if level is not None:  # logging costs milliseconds to import: only when asked for
+        from ._log import configure
 
-    configure(_config.log_level())
+        configure(level)
     if _config.flag(_config.REPORT):
         import atexit
 
