@@ -8,8 +8,9 @@ must reach are the ranges declared once in ``clientdedupe/_targets.py``
 (``Sdk.supported``): each cell runs ``clientdedupe doctor`` first and fails if doctor
 warns that a version installed there is outside them.
 
-    .venv/bin/nox                        # every cell, then the integration tests
+    .venv/bin/nox                        # every cell, the plugin's oldest pytest, integration
     .venv/bin/nox -s "unit(python-3.9)"  # one cell
+    .venv/bin/nox -s plugin_oldest       # the pytest plugin on pytest 7.0 / pluggy 1.0
     .venv/bin/nox -l                     # the list
 
 An interpreter that is not on this machine fails its cell ("Python interpreter ... not
@@ -59,6 +60,8 @@ UNIT_TESTS = (
     "--ignore=tests/integration",
     "--ignore=tests/test_benchmarks.py",
     "--ignore=tests/test_demo.py",
+    # Builds the sdist and the wheel: about the package, not the SDK versions.
+    "--ignore=tests/test_packaging.py",
 )
 
 #: (cell, interpreter (None: the one running nox), requirements added to ``.[test]``).
@@ -104,6 +107,31 @@ def unit(session: nox.Session, requirements: tuple[str, ...]) -> None:
     session.install("-e", ".[test]", *requirements)
     _doctor(session)
     session.run("python", *UNIT_TESTS, *session.posargs)
+
+
+#: The oldest pytest and pluggy the plugin supports (declared in pyproject.toml's
+#: ``pytest`` extra and in docs/configuration.md). pytest 7.0 with pluggy 1.0 install and
+#: run on every Python clientdedupe supports.
+PLUGIN_OLDEST = ("pytest==7.0.*", "pluggy==1.0.*")
+
+
+@nox.session
+def plugin_oldest(session: nox.Session) -> None:
+    """The pytest plugin, loaded through its entry point, on the oldest pytest and
+    pluggy it supports: installed with clientdedupe, it must never be what breaks a
+    test session (issue 11: a ``wrapper=True`` hook broke pluggy 1.0)."""
+    session.install(".[openai]", *PLUGIN_OLDEST)
+    session.run("python", "-m", "pytest", "--version")
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        "tests/test_pytest_plugin.py",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        *session.posargs,
+    )
 
 
 #: What the integration tests drive, and the SDKs they drive it with.
