@@ -7,10 +7,11 @@ It does nothing unless asked for:
   of its own: empty when the test starts, cleared when it ends;
 - ``@pytest.mark.clientdedupe_bypass`` runs a test with deduplication bypassed.
 
-Written for every pytest from 7.0 (pluggy 1.0) on: an old-style hook wrapper, no
-``config.stash``, nothing imported from pytest that a later release added. Loaded into
-every test session of every environment that has clientdedupe, it must never be what
-breaks one.
+Supported: pytest 7.0 and later, with pluggy 1.0 and later (declared as the ``pytest``
+extra; the oldest is tested by ``nox -s plugin_oldest``, the newest by the test suite).
+Hence an old-style hook wrapper, no ``config.stash``, nothing imported from pytest that
+a later release added. Loaded into every test session of every environment that has
+clientdedupe, it must never be what breaks one.
 """
 
 from __future__ import annotations
