@@ -3,22 +3,16 @@ Fifty models, one call each."""
 
 from __future__ import annotations
 
-import pytest
-
-from clientdedupe._stub_server import StubServer
-
-from .frameworks import ACTIVATIONS, AGENTS, Activation, needs, run_app
+from .frameworks import AGENTS, assert_never_worse, before_after, needs
 
 pytestmark = needs("smolagents", "openai")
 
 
-@pytest.mark.parametrize("activation", ACTIVATIONS, ids=repr)
-def test_fifty_openai_server_models_answer_over_one_connection_when_deduplicated(
-    activation: Activation, server: StubServer
-) -> None:
-    result = run_app("smolagents_app.py", server.openai_base_url, activation=activation)
+def test_fifty_openai_server_models_answer_over_one_connection_when_deduplicated() -> None:
+    before, after = before_after("smolagents_app.py", "{server.openai_base_url}")
 
-    assert result["answers"] == [f"echo: agent {agent}" for agent in range(AGENTS)]
-    expected = 1 if activation.deduplicated else AGENTS
-    assert result["clients"] == expected
-    assert server.connections == expected
+    answers = [f"echo: agent {agent}" for agent in range(AGENTS)]
+    assert before["answers"] == after["answers"] == answers
+    assert (before["clients"], after["clients"]) == (AGENTS, 1)
+    assert (before.peak, after.peak) == (AGENTS, 1)
+    assert_never_worse(before, after)

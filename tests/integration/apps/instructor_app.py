@@ -13,6 +13,7 @@ import sys
 from importlib.metadata import version
 
 import instructor
+from _measure import open_sockets
 from pydantic import BaseModel
 
 TASKS = 50
@@ -62,6 +63,7 @@ def main(model: str) -> None:
     result = {
         "tasks": tasks,
         "clients": len({id(holder.client) for holder in holders}),
+        "sockets": open_sockets(),
         "versions": {name: version(name) for name in ("instructor", SDKS[provider])},
     }
     print(json.dumps(result))

@@ -13,6 +13,7 @@ import json
 from importlib.metadata import version
 
 import instructor
+from _measure import open_sockets
 from openai import OpenAI
 from pydantic import BaseModel
 
@@ -66,6 +67,7 @@ def main() -> None:
     result = {
         "tasks": tasks,
         "clients": len({id(client) for client in clients}),
+        "sockets": open_sockets(),
         "versions": {name: version(name) for name in ("instructor", "openai")},
     }
     print(json.dumps(result))

@@ -8,6 +8,7 @@ import json
 import sys
 from importlib.metadata import version
 
+from _measure import open_sockets
 from smolagents import OpenAIServerModel
 
 AGENTS = 50
@@ -24,6 +25,7 @@ def main(api_base: str) -> None:
     result = {
         "answers": answers,
         "clients": len({id(model.client) for model in models}),
+        "sockets": open_sockets(),
         "versions": {name: version(name) for name in ("smolagents", "openai")},
     }
     print(json.dumps(result))
