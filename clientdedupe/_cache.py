@@ -71,7 +71,9 @@ class ClientCache(_ownership.Cache):
         self._reset()
 
     def _reset(self) -> None:
-        self._entries: OrderedDict[Hashable, Shared] = OrderedDict()
+        #: The shared clients, least recently used first. Read and changed only with
+        #: ``GUARD`` held (the constructor reads it directly on the hot path).
+        self.by_key: OrderedDict[Hashable, Shared] = OrderedDict()
         self._flights: dict[Hashable, _Flight] = {}
         #: Records of weakly held clients that died: dropped at the next miss.
         self.dead: list[Shared] = []
@@ -107,14 +109,14 @@ class ClientCache(_ownership.Cache):
         guard = GUARD
         while True:
             with guard:
-                entry = self._entries.get(key)
+                entry = self.by_key.get(key)
                 if entry is not None:
                     client = entry.get()
                     if client is not None:
                         if not hand_off(client):
                             return None
                         entry.holders += 1
-                        self._entries.move_to_end(key)
+                        self.by_key.move_to_end(key)
                         counters.reused += 1
                         return client
                 flight = self._flights.get(key)
@@ -134,19 +136,43 @@ class ClientCache(_ownership.Cache):
             flight.done.set()
             del key, build_args  # never in the traceback's locals (SPEC §7)
             raise
-        victims: list[Shared] = []
         client = built.client
         try:
-            shared = Shared(
-                self, key, target, client, loop=loop, is_async=built.is_async, weak=built.weak
-            )
-            shared.holders = 1
-            with guard:
-                if not hand_off(client):
+            return self._share(built, key, target, counters, loop, hand_off, generation)
+        finally:
+            # Whatever happened, the waiters must not wait forever. Only this thread
+            # ever removes its own flight: no lock is needed for that one operation.
+            self._flights.pop(key, None)
+            flight.done.set()
+
+    def _share(
+        self,
+        built: Built,
+        key: Hashable,
+        target: Target,
+        counters: Counters,
+        loop: object,
+        hand_off: Callable[[object], bool],
+        generation: int,
+    ) -> object:
+        """Keep a client just built and hand it to its first holder. Never fails a
+        construction that succeeded: if the bookkeeping fails before the hand-off,
+        ``Stale`` (the caller constructs normally), after it, the client is returned."""
+        client = built.client
+        victims: list[Shared] = []
+        handed = False
+        try:
+            with GUARD:
+                handed = hand_off(client)
+                if not handed:
                     raise Stale(client)
                 if built.unshared is not None:
                     counters.bypass(built.unshared)
                     return client
+                shared = Shared(
+                    self, key, target, client, loop=loop, is_async=built.is_async, weak=built.weak
+                )
+                shared.holders = 1
                 counters.built += 1
                 _ownership.register(shared)
                 if generation == self._generation:
@@ -156,31 +182,34 @@ class ClientCache(_ownership.Cache):
             _describe(shared)
             if loop is not None:
                 _pools.on_loop_end(self.finalise_loop)
-        finally:
-            # Whatever happened, the waiters must not wait forever.
-            with guard:
-                self._flights.pop(key, None)
-            flight.done.set()
+        except Stale:
+            raise
+        except Exception:
+            from ._log import logger
+
+            logger().warning("could not share a %s", target.qualname, exc_info=True)
+            if not handed:
+                raise Stale(client) from None
         close_all(victims)
         return client
 
     def _keep_locked(self, shared: Shared) -> list[Shared]:
         """Insert ``shared``; return the clients to close after the lock is released."""
         shared.hold()
-        previous = self._entries.get(shared.key)
+        previous = self.by_key.get(shared.key)
         victims = self._collect_locked()
         if previous is not None and previous is not shared:
             self._drop_locked(previous, victims)
-        self._entries[shared.key] = shared
-        while len(self._entries) > self.max_clients:
-            _, oldest = self._entries.popitem(last=False)
+        self.by_key[shared.key] = shared
+        while len(self.by_key) > self.max_clients:
+            _, oldest = self.by_key.popitem(last=False)
             self.counters_for(oldest.target).evicted += 1
             self._drop_locked(oldest, victims)
         return victims
 
     def _drop_locked(self, shared: Shared, victims: list[Shared]) -> None:
-        if self._entries.get(shared.key) is shared:
-            del self._entries[shared.key]
+        if self.by_key.get(shared.key) is shared:
+            del self.by_key[shared.key]
         if _ownership.drop_locked(shared):
             self.counters_for(shared.target).closed += 1
             victims.append(shared)
@@ -190,22 +219,24 @@ class ClientCache(_ownership.Cache):
         victims: list[Shared] = []
         while self.dead:
             dead = self.dead.pop()
-            if self._entries.get(dead.key) is dead:
-                del self._entries[dead.key]
+            if self.by_key.get(dead.key) is dead:
+                del self.by_key[dead.key]
             dead.let_go()
         closed = [
             shared
-            for shared in self._entries.values()
-            if shared.loop is not None and shared.loop.is_closed()  # type: ignore[attr-defined]
+            for shared in self.by_key.values()
+            if getattr(
+                shared.loop, "is_closed", bool
+            )()  # trio runs say nothing: their keeper drops them
         ]
         for shared in closed:
             self._drop_locked(shared, victims)
         return victims
 
-    def discard_locked(self, shared: Shared) -> None:
-        """A weakly held client's last holder closed it: forget it (lock held)."""
-        if self._entries.get(shared.key) is shared:
-            del self._entries[shared.key]
+    def closing_locked(self, shared: Shared) -> None:
+        """``shared`` is being closed for good (lock held): forget it, count it."""
+        if self.by_key.get(shared.key) is shared:
+            del self.by_key[shared.key]
         shared.let_go()
         self.counters_for(shared.target).closed += 1
 
@@ -239,7 +270,7 @@ class ClientCache(_ownership.Cache):
         victims: list[Shared] = []
         with GUARD:
             self._generation += 1
-            for shared in list(self._entries.values()):
+            for shared in list(self.by_key.values()):
                 self._drop_locked(shared, victims)
             victims.extend(self._collect_locked())
         close_all(victims)
@@ -248,7 +279,7 @@ class ClientCache(_ownership.Cache):
         """``loop`` is ending: drop its clients, closing inside it those no holder has."""
         victims: list[Shared] = []
         with GUARD:
-            for shared in [s for s in self._entries.values() if s.loop is loop]:
+            for shared in [s for s in self.by_key.values() if s.loop is loop]:
                 self._drop_locked(shared, victims)
         for shared in victims:
             client = shared.ref()
@@ -259,7 +290,7 @@ class ClientCache(_ownership.Cache):
         """The live entries, oldest first."""
         with GUARD:
             victims = self._collect_locked()
-            entries = list(self._entries.values())
+            entries = list(self.by_key.values())
         close_all(victims)
         return entries
 

@@ -33,7 +33,7 @@ from ._cache import Stale
 from ._context import BYPASS
 from ._key import KeyBuilder, Unkeyable, detach, holds_identity
 from ._lifetime import COPYING
-from ._ownership import Reentrant
+from ._ownership import GUARD, Reentrant
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -179,14 +179,18 @@ def make_new(
     bypass_reason = BYPASS.get
     handed = _handed
     call_inner = _caller(inner_init)
+    guard = GUARD
     mode = settings.async_mode if is_async else "sync"
     loop_bound = mode == "loop" or (mode == "shared" and not pool_classes)
     running_loop: Callable[[], object] = _pools.current_runner
 
-    def hand_off(client: object) -> bool:
+    def hand_off_ok() -> bool:
         # Under the cache's lock. Only while the class's __init__ is ours will the
         # instance be skipped by __init__ rather than initialised again.
-        if settings.active and cls.__init__ is our_init:  # type: ignore[misc]
+        return settings.active and cls.__init__ is our_init  # type: ignore[misc]
+
+    def hand_off(client: object) -> bool:
+        if hand_off_ok():
             handed.stack.append(client)
             return True
         return False
@@ -246,6 +250,29 @@ def make_new(
             if reason is not COPYING:
                 cache.count_bypass(counters, reason)
             return object_new(klass)
+        # A hit, inline (the hot path): what get_or_build does first, without its call.
+        with guard.lock:
+            if not guard.busy:
+                guard.busy = True
+                try:
+                    entry = cache.by_key.get(key)
+                    if (
+                        entry is not None
+                        and not entry.closed
+                        and settings.active
+                        and cls.__init__ is our_init  # type: ignore[misc]
+                    ):
+                        client = entry.client
+                        if client is None:
+                            client = entry.ref()
+                        if client is not None:
+                            entry.holders += 1
+                            cache.by_key.move_to_end(key)
+                            counters.reused += 1
+                            handed.stack.append(client)
+                            return client
+                finally:
+                    guard.busy = False
         try:
             client = get_or_build(key, target, counters, loop, hand_off, build, klass, kwargs, key)
         except Reentrant:
@@ -259,7 +286,8 @@ def make_new(
             del args, kwargs, key  # never in the traceback's locals (SPEC §7)
             raise
         if client is None:
-            cache.count_bypass(counters, reason or "__init__ replaced by other code")
+            reason = reason or "uninstalled, or __init__ replaced, during the construction"
+            cache.count_bypass(counters, reason)
             return object_new(klass)
         return client
 

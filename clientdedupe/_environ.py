@@ -42,30 +42,31 @@ class Binding:
         self.get: Callable[[object], object] = self._data.get
         suffix = self._encode("_proxy")
         self._proxy_suffix: object = suffix
-        #: (the names' size and last name when scanned, the ``*_proxy`` names): one
-        #: attribute, replaced whole, so that threads never see half an update.
-        self._proxies: tuple[object, tuple[object, ...]] = (None, ())
+        #: (the number of names and the last name when scanned, the ``*_proxy`` names):
+        #: one attribute, replaced whole, so that threads never see half an update.
+        self._proxies: tuple[int, object, tuple[object, ...]] = (-1, None, ())
 
     def encode(self, name: str) -> object:
         """``name`` as this environment's mapping stores it."""
         return self._encode(name)
 
-    def proxies(self) -> tuple[object, ...]:
-        """The (name, value) pairs of every ``*_proxy`` variable, any case, in order."""
+    def proxies(self) -> tuple[tuple[object, ...], tuple[object, ...]]:
+        """The names of every ``*_proxy`` variable, any case, in order, and their values."""
         data = self._data
+        size, last, names = self._proxies
         try:
             # A change to the set of names changes the size, or leaves a new name last
             # (dicts keep insertion order): only then is the scan redone.
-            last = next(reversed(data), None)
-            seen: tuple[int, object] | None = (len(data), last)
+            if len(data) != size or (size and next(reversed(data)) is not last):
+                size = len(data)
+                last = next(reversed(data)) if size else None
+                names = tuple(n for n in data if _is_proxy(n, self._proxy_suffix))
+                self._proxies = (size, last, names)
         except TypeError:  # a mapping that cannot be reversed: scan every time
-            seen = None
-        scanned, names = self._proxies
-        if seen is None or seen != scanned:
-            names = tuple(name for name in data if _is_proxy(name, self._proxy_suffix))
-            self._proxies = (seen, names)
-        get = self.get
-        return tuple((name, get(name)) for name in names)
+            names = tuple(n for n in data if _is_proxy(n, self._proxy_suffix))
+        if not names:
+            return _NO_PROXIES
+        return (names, tuple(map(self.get, names)))
 
     def snapshot(self, prefixes: tuple[str, ...]) -> frozenset[tuple[object, object]]:
         """Every variable whose name starts with one of ``prefixes`` (all for ``""``)."""
@@ -74,6 +75,9 @@ class Binding:
             return frozenset(items)
         encoded = tuple(self._encode(prefix) for prefix in prefixes)
         return frozenset(i for i in items if i[0].startswith(encoded))  # type: ignore[attr-defined]
+
+
+_NO_PROXIES: tuple[tuple[object, ...], tuple[object, ...]] = ((), ())
 
 
 def _is_proxy(name: object, suffix: object) -> bool:

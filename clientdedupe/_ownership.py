@@ -138,12 +138,12 @@ class Shared:
 
 
 class Cache:
-    """What a record needs of the cache that holds it."""
+    """What a record needs of the cache that handed it out."""
 
     dead: list[Shared]
 
-    def discard_locked(self, shared: Shared) -> None:
-        """Stop holding ``shared`` (the lock is held)."""
+    def closing_locked(self, shared: Shared) -> None:
+        """``shared`` is being closed for good: forget it if held, count it (lock held)."""
         raise NotImplementedError
 
 
@@ -220,14 +220,11 @@ def _release_locked(client: object) -> bool:
             return True  # closing again is the SDK's business (a no-op)
         if shared.holders:
             shared.holders -= 1
-        if shared.holders or shared.copies:
-            return False
-        if shared.cached:
-            if not shared.weak:
-                return False  # idle: kept for the next construction of its key
-            shared.cache.discard_locked(shared)
-        shared.closed = True
-        return True
+        if shared.holders or shared.copies or (shared.cached and not shared.weak):
+            return False  # used by others; or idle, kept for the next construction
+        # A weakly held client is closed by its last holder, as without clientdedupe:
+        # only a construction with the very same object could ever ask for it again.
+        return _close_locked(shared)
     found = _copies.get(id(client))
     if found is None or found[0]() is not client:
         return True  # not ours: close as usual
@@ -239,6 +236,11 @@ def _release_locked(client: object) -> bool:
     if shared.holders or shared.copies or shared.cached:
         return False
     # The last user of the pool: the client it was copied from is no longer held.
+    return _close_locked(shared)
+
+
+def _close_locked(shared: Shared) -> bool:
+    shared.cache.closing_locked(shared)
     shared.closed = True
     return True
 
