@@ -126,7 +126,11 @@ def _caller(inner: Callable[..., object]) -> Callable[..., object]:
         return inner
 
     def bound(self: object, *args: object, **kwargs: object) -> object:
-        return get(inner, self, type(self))(*args, **kwargs)
+        try:
+            return get(inner, self, type(self))(*args, **kwargs)
+        except BaseException:
+            del args, kwargs  # never in the traceback's locals (SPEC §7)
+            raise
 
     return bound
 
@@ -148,7 +152,11 @@ def make_init(inner: Callable[..., object]) -> Callable[..., None]:
         if stack and stack[-1] is self:
             stack.pop()
             return
-        call_inner(self, *args, **kwargs)
+        try:
+            call_inner(self, *args, **kwargs)
+        except BaseException:
+            del args, kwargs  # never in the traceback's locals (SPEC §7)
+            raise
 
     functools.update_wrapper(__init__, inner)
     __init__.__signature__ = inspect.signature(inner)  # type: ignore[attr-defined]

@@ -66,3 +66,52 @@ def test_clientdedupes_own_errors_contain_no_argument_value() -> None:
     assert "-31337" not in str(bad_bound.value)
     assert SECRET not in str(bad_mode.value)
     assert "openai" in str(bad_target.value)
+
+
+def _our_frames_locals(error: BaseException) -> list[str]:
+    """The locals of every clientdedupe frame the traceback holds, as an error tracker
+    capturing locals would show them."""
+    import os
+
+    import clientdedupe as package
+
+    ours = os.path.dirname(package.__file__)
+    shown = []
+    tb = error.__traceback__
+    while tb is not None:
+        frame = tb.tb_frame
+        if frame.f_code.co_filename.startswith(ours):
+            shown.append(f"{frame.f_code.co_name}: {frame.f_locals!r}")
+        tb = tb.tb_next
+    return shown
+
+
+@pytest.mark.usefixtures("installed")
+@pytest.mark.parametrize("path", ["shared", "bypassed", "subclass"])
+def test_a_failing_construction_leaves_no_value_in_our_frames_locals(
+    path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import openai
+
+    monkeypatch.setenv("OPENAI_WEBHOOK_SECRET", "ENV-CANARY")
+    monkeypatch.setenv("OPENAI_ORG_ID", "ORG-CANARY")
+
+    class Sub(openai.OpenAI):
+        pass
+
+    def construct() -> None:
+        # No API key anywhere: the SDK's own __init__ raises, through our frames.
+        arguments = {"base_url": "http://127.0.0.1:9/v1", "default_headers": {"X": "ARG-CANARY"}}
+        if path == "bypassed":
+            with clientdedupe.bypass():
+                openai.OpenAI(**arguments)  # type: ignore[arg-type]
+        elif path == "subclass":
+            Sub(**arguments)  # type: ignore[arg-type]
+        else:
+            openai.OpenAI(**arguments)  # type: ignore[arg-type]
+
+    with pytest.raises(openai.OpenAIError) as caught:
+        construct()
+    shown = _our_frames_locals(caught.value)
+    assert shown, "the traceback goes through clientdedupe's frames"
+    assert not [line for line in shown if "CANARY" in line]
