@@ -1,0 +1,34 @@
+"""haystack, unmodified: ``OpenAIChatGenerator`` built, run and closed per job: with
+``run_async`` + ``close_async`` in each of thirty ``asyncio.run()`` calls, or with
+``run`` + ``close`` thirty times.
+
+Each close lets one holder go; the shared client stays for the next construction (the
+cache keeps it idle), and an async one's pool per loop is closed as its loop ends:
+30 clients -> 1, never two connections at once, nothing left open by async runs."""
+
+from __future__ import annotations
+
+import pytest
+
+from .frameworks import assert_never_worse, before_after, needs
+
+pytestmark = needs("haystack")
+
+RUNS = 30
+
+
+@pytest.mark.parametrize("how", ["async", "sync"])
+def test_a_generator_built_run_and_closed_per_job_uses_one_shared_client(how: str) -> None:
+    before, after = before_after(
+        "haystack_app.py", "{server.openai_base_url}", how, OPENAI_API_KEY="sk-test"
+    )
+
+    answers = [f"echo: run {run}" for run in range(RUNS)]
+    assert before["answers"] == after["answers"] == answers
+    assert (before["clients"], after["clients"]) == (RUNS, 1)
+    assert (before.peak, after.peak) == (1, 1)
+    # Plain closes every client. Deduplicated: an async client's pools are closed with
+    # their loops; the sync one stays idle in the cache, its connection kept alive.
+    idle = 0 if how == "async" else 1
+    assert (before["sockets"], after["sockets"]) == (0, idle)
+    assert_never_worse(before, after, idle=idle)
