@@ -272,24 +272,25 @@ def _check_environment(findings: Findings) -> list[str]:
     return lines
 
 
+#: The oldest wrapt clientdedupe works with (pyproject.toml: wrapt>=1.17).
+_WRAPT_MINIMUM = (1, 17)
+
+
 def _wrapt_problem() -> str | None:
+    """Why wrapt, which patching needs, is unusable here, with the fix; or None."""
+    fix = f"fix: {sys.executable} -m pip install 'wrapt>=1.17'"
     try:
         import wrapt  # noqa: F401
     except Exception as error:
         return (
             f"clientdedupe needs wrapt, which cannot be imported here "
-            f"({type(error).__name__}: {error}): nothing would be deduplicated; fix: "
-            f"{sys.executable} -m pip install 'wrapt>=1.17'"
+            f"({type(error).__name__}: {error}): nothing would be deduplicated; {fix}"
         )
     version = _version("wrapt")
-    if version is not None and tuple(int(p) for p in version.split(".")[:2] if p.isdigit()) < (
-        1,
-        17,
-    ):
-        return (
-            f"clientdedupe needs wrapt >= 1.17, this is {version}; fix: "
-            f"{sys.executable} -m pip install 'wrapt>=1.17'"
-        )
+    if version is not None:
+        parts = [int(part) for part in version.split(".")[:2] if part.isdigit()]
+        if tuple(parts) < _WRAPT_MINIMUM:
+            return f"clientdedupe needs wrapt >= 1.17, this is {version}; {fix}"
     return None
 
 
