@@ -37,9 +37,13 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser(
         "doctor",
-        help="show what clientdedupe would do in this environment",
-        description="Installed SDKs and versions, the classes that would be patched or "
-        "skipped (and why), and whether activation is on here.",
+        help="say whether clientdedupe is active here, and if not, why and the fix",
+        description="A verdict first (active in this process; would be active for "
+        "`python app.py` run the same way; or not active, why, and the fix), then every "
+        "CLIENTDEDUPE_* variable checked, the installed SDKs and versions, and the classes "
+        "that would be patched or skipped. Exits 1 when what the environment asks for "
+        "cannot happen here (a bad value, a missing dependency, CLIENTDEDUPE=1 that "
+        "nothing reads), else 0.",
     )
 
     demo = commands.add_parser(
