@@ -68,12 +68,14 @@ class ClientCache(_ownership.Cache):
     def __init__(self, max_clients: int) -> None:
         self.max_clients = max_clients
         self.counters: dict[str, Counters] = {}
+        self.by_key: OrderedDict[Hashable, Shared] = OrderedDict()
         self._reset()
 
     def _reset(self) -> None:
         #: The shared clients, least recently used first. Read and changed only with
-        #: ``GUARD`` held (the constructor reads it directly on the hot path).
-        self.by_key: OrderedDict[Hashable, Shared] = OrderedDict()
+        #: ``GUARD`` held (the constructor reads it directly on the hot path, and keeps
+        #: its methods: it is cleared, never replaced).
+        self.by_key.clear()
         self._flights: dict[Hashable, _Flight] = {}
         #: Records of weakly held clients that died: dropped at the next miss.
         self.dead: list[Shared] = []

@@ -38,6 +38,7 @@ from ._ownership import GUARD, Reentrant
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from types import FrameType
 
     from ._cache import ClientCache
     from ._targets import Target
@@ -188,6 +189,8 @@ def make_new(
     handed = _handed
     call_inner = _caller(inner_init)
     guard = GUARD
+    # The cache's dict is never replaced (only cleared), so its methods can be kept.
+    find, move_to_end = cache.by_key.get, cache.by_key.move_to_end
     mode = settings.async_mode if is_async else "sync"
     loop_bound = mode == "loop" or (mode == "shared" and not pool_classes)
     running_loop: Callable[[], object] = _pools.current_runner
@@ -230,13 +233,7 @@ def make_new(
         reason = bypass_reason()
         loop = None
         if reason is None:
-            caller = sys._getframe().f_back  # None when called from C (a callback, atexit)
-            if (
-                not args
-                and not kwargs
-                and caller is not None
-                and caller.f_globals.get("__name__") in _COPY_MODULES
-            ):
+            if not args and not kwargs and _called_by_copy(sys._getframe()):
                 return object_new(klass)
             try:
                 if cls.__init__ is not our_init:  # type: ignore[misc]
@@ -263,7 +260,7 @@ def make_new(
             if not guard.busy:
                 guard.busy = True
                 try:
-                    entry = cache.by_key.get(key)
+                    entry = find(key)
                     if (
                         entry is not None
                         and not entry.closed
@@ -275,7 +272,7 @@ def make_new(
                             client = entry.ref()
                         if client is not None:
                             entry.holders += 1
-                            cache.by_key.move_to_end(key)
+                            move_to_end(key)
                             counters.reused += 1
                             handed.stack.append(client)
                             return client
@@ -305,6 +302,13 @@ def make_new(
     __new__.__signature__ = inspect.signature(inner_init)  # type: ignore[attr-defined]
     __new__.__clientdedupe__ = True  # type: ignore[attr-defined]
     return __new__
+
+
+def _called_by_copy(frame: FrameType) -> bool:
+    """Whether the ``__new__`` running in ``frame`` was called by ``copy`` / ``copyreg``
+    (its caller is None when called from C: a callback, ``atexit``, a bare thread)."""
+    caller = frame.f_back
+    return caller is not None and caller.f_globals.get("__name__") in _COPY_MODULES
 
 
 def discard(client: object) -> None:

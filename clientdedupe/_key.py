@@ -10,6 +10,7 @@ that matter, and never formats or hashes anything expensive.
 from __future__ import annotations
 
 import inspect
+import os
 import weakref
 
 from . import _environ
@@ -119,6 +120,7 @@ class KeyBuilder:
         "_file_params",
         "_plans",
         "_prefixes",
+        "_reads_files",
         "_unless_params",
         "_unless_variables",
         "target",
@@ -147,11 +149,12 @@ class KeyBuilder:
         #: explicit parameters → (the variables to read, encoded for ``_binding``, and
         #: whether the proxy variables are read): computed once per call shape.
         self._plans: dict[tuple[str, ...], tuple[tuple[object, ...], bool]] = {}
-        self._binding: _environ.Binding | None = None
+        self._binding = _environ.binding()
         self._prefixes = target.env_prefixes
         self._file_params = target.file_params
         self._unless_params = tuple(n for n in target.files_unless if n in self._defaults)
         self._unless_variables = tuple(n for n in target.files_unless if n not in self._defaults)
+        self._reads_files = bool(self._file_params or self._unless_params or self._unless_variables)
 
     def build(self, args: tuple[object, ...], kwargs: Mapping[str, object]) -> Hashable:
         """The key of ``cls(*args, **kwargs)``; raises ``Unkeyable`` to bypass."""
@@ -182,22 +185,26 @@ class KeyBuilder:
             if value is not None:
                 explicit.append(name)
         shape = tuple(explicit)
-        binding = _environ.binding()
-        if binding is not self._binding:
-            self._plans = {}
-            self._binding = binding
+        binding = self._binding
+        if os.environ is not binding.environ:
+            binding = self._rebind()
         plan = self._plans.get(shape)
         if plan is None:
             plan = self._plan(shape, binding)
         names, with_proxies = plan
-        if self._file_params or self._unless_params or self._unless_variables:
+        if self._reads_files:
             self._refuse_files(shape, binding)
         env = tuple(map(binding.get, names))
-        if with_proxies:
-            env = (*env, binding.proxies())
+        proxies = binding.proxies() if with_proxies else None
         if self._prefixes:
             env = (*env, binding.snapshot(self._prefixes))
-        return (self.target, frozenset(items), env)
+        return (self.target, frozenset(items), env, proxies)
+
+    def _rebind(self) -> _environ.Binding:
+        """``os.environ`` is another object now (a test replaced it, or put it back)."""
+        self._plans = {}
+        self._binding = binding = _environ.binding()
+        return binding
 
     def _plan(
         self, explicit: tuple[str, ...], binding: _environ.Binding
