@@ -20,7 +20,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Hashable
 
-    from ._constructor import Built
     from ._targets import Target
 
 
@@ -43,6 +42,20 @@ class Counters:
     def bypass(self, reason: str) -> None:
         """Count one construction that was not deduplicated, and why."""
         self.bypassed[reason] = self.bypassed.get(reason, 0) + 1
+
+
+class Built:
+    """What ``build`` made: the client, and how the cache may hold it."""
+
+    __slots__ = ("client", "is_async", "unshared", "weak")
+
+    def __init__(self, client: object, *, is_async: bool, weak: bool) -> None:
+        self.client = client
+        self.is_async = is_async
+        #: Held weakly: its key holds an object by identity.
+        self.weak = weak
+        #: Why it must not be shared after all, or None.
+        self.unshared: str | None = None
 
 
 class Stale(Exception):

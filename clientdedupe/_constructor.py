@@ -29,7 +29,7 @@ import types
 import weakref
 
 from . import _pools
-from ._cache import Stale
+from ._cache import Built, Stale
 from ._context import BYPASS
 from ._key import KeyBuilder, Unkeyable, detach, holds_identity
 from ._lifetime import COPYING
@@ -46,20 +46,6 @@ if TYPE_CHECKING:
 # ``copy.copy(client)`` and ``copy.deepcopy`` call ``cls.__new__(cls)`` with no arguments,
 # through copyreg: that is not a construction (no ``__init__`` follows).
 _COPY_MODULES = frozenset({"copyreg", "copy", "pickle"})
-
-
-class Built:
-    """What ``build`` made: the client, and how the cache may hold it."""
-
-    __slots__ = ("client", "is_async", "unshared", "weak")
-
-    def __init__(self, client: object, *, is_async: bool, weak: bool) -> None:
-        self.client = client
-        self.is_async = is_async
-        #: Held weakly: its key holds an object by identity.
-        self.weak = weak
-        #: Why it must not be shared after all, or None.
-        self.unshared: str | None = None
 
 
 class Settings:
