@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 class Binding:
     """Reading one environment object: the current ``os.environ``."""
 
-    __slots__ = ("_data", "_encode", "_proxies", "_proxy_suffix", "environ", "get")
+    __slots__ = ("_data", "_encode", "_proxies", "_proxy_suffix", "_reversible", "environ", "get")
 
     def __init__(self, environ: Mapping[str, str]) -> None:
         self.environ = environ
@@ -38,6 +38,7 @@ class Binding:
         else:
             self._data = environ  # type: ignore[assignment]
             self._encode = str
+        self._reversible = isinstance(self._data, dict)
         #: ``dict.get`` of the mapping names are looked up in.
         self.get: Callable[[object], object] = self._data.get
         suffix = self._encode("_proxy")
@@ -54,16 +55,14 @@ class Binding:
         """The names of every ``*_proxy`` variable, any case, in order, and their values."""
         data = self._data
         size, last, names = self._proxies
-        try:
-            # A change to the set of names changes the size, or leaves a new name last
-            # (dicts keep insertion order): only then is the scan redone.
-            if len(data) != size or (size and next(reversed(data)) is not last):
-                size = len(data)
-                last = next(reversed(data)) if size else None
-                names = tuple(n for n in data if _is_proxy(n, self._proxy_suffix))
-                self._proxies = (size, last, names)
-        except TypeError:  # a mapping that cannot be reversed: scan every time
+        # A change to the set of names changes the size, or leaves a new name last (dicts
+        # keep insertion order): only then is the scan redone. A mapping that cannot be
+        # reversed is scanned every time.
+        if len(data) != size or not self._reversible or (size and next(reversed(data)) is not last):
             names = tuple(n for n in data if _is_proxy(n, self._proxy_suffix))
+            if self._reversible:
+                size = len(data)
+                self._proxies = (size, next(reversed(data)) if size else None, names)
         if not names:
             return _NO_PROXIES
         return (names, tuple(map(self.get, names)))

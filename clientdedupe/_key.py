@@ -170,8 +170,8 @@ class KeyBuilder:
             if value is default:
                 continue
             kind = type(value)
-            if kind is str:  # the common case, first
-                if type(default) is not str or value != default:
+            if kind is str:  # the common case, first (a str never equals a non-str default)
+                if value != default:
                     items.append((name, value))
                     explicit.append(name)
                 continue
