@@ -127,7 +127,10 @@ def copy(
 def _assigned_by(package: str) -> bool:
     """Whether the attribute assignment being hooked was made by ``package``'s own code
     (the SDK caching or refreshing its own state), rather than by a holder."""
-    frame: FrameType | None = sys._getframe(2)
+    # Two frames up: the wrapper's caller (None when called from C, with no Python frame).
+    frame: FrameType | None = sys._getframe()
+    for _ in range(2):
+        frame = frame.f_back if frame is not None else None
     while frame is not None:
         module = str(frame.f_globals.get("__name__", ""))
         if not (module.startswith("wrapt") or module.startswith("clientdedupe.")):

@@ -151,11 +151,31 @@ class Cache:
 _records: dict[int, Shared] = {}
 #: id(copy) → (the copy, weakly; the record of the client whose pool it shares).
 _copies: dict[int, tuple[weakref.ref[object], Shared]] = {}
+#: id(pool) → (the pool, weakly; the record of the shared client that uses it).
+_pools: dict[int, tuple[weakref.ref[object], Shared]] = {}
 
 
 def register(shared: Shared) -> None:
-    """Keep the record of a client the cache just built (the lock is held)."""
+    """Keep the record of a client the cache just built, and of its pool (the lock is
+    held): any other client found using that pool (``copy.copy(client)`` shares it)
+    never closes it under the shared client's users."""
     _records[shared.client_id] = shared
+    client = shared.ref()
+    pool = getattr(client, "__dict__", {}).get("_client")
+    if pool is None:
+        return
+    pool_id = id(pool)
+
+    def died(_: object) -> None:
+        found = _pools.get(pool_id)
+        if found is not None and found[0] is ref:
+            _pools.pop(pool_id, None)
+
+    try:
+        ref = weakref.ref(pool, died)
+    except TypeError:
+        return
+    _pools[pool_id] = (ref, shared)
 
 
 def record_of(client: object) -> Shared | None:
@@ -226,11 +246,16 @@ def _release_locked(client: object) -> bool:
         # only a construction with the very same object could ever ask for it again.
         return _close_locked(shared)
     found = _copies.get(id(client))
-    if found is None or found[0]() is not client:
-        return True  # not ours: close as usual
-    del _copies[id(client)]
-    shared = found[1]
-    shared.copies.discard(id(client))
+    if found is not None and found[0]() is client:
+        del _copies[id(client)]
+        shared = found[1]
+        shared.copies.discard(id(client))
+    else:
+        pool = getattr(client, "__dict__", {}).get("_client")
+        found = _pools.get(id(pool)) if pool is not None else None
+        if found is None or found[0]() is not pool:
+            return True  # not ours: close as usual
+        shared = found[1]  # a copy.copy() of a shared client, or the like
     if shared.closed:
         return True
     if shared.holders or shared.copies or shared.cached:
@@ -272,3 +297,4 @@ def after_fork_in_child() -> None:
     GUARD.busy = False
     _records.clear()
     _copies.clear()
+    _pools.clear()

@@ -290,3 +290,40 @@ def test_a_dropped_shared_client_is_closed_by_the_sdks_finaliser(server: StubSer
     gc.collect()
     # Collected, so its own __del__ (SyncHttpxClientWrapper) has closed it.
     assert pool() is None
+
+
+def test_closing_a_copy_copy_of_a_shared_client_keeps_the_pool_for_its_holders(
+    server: StubServer,
+) -> None:
+    import openai
+
+    shared = openai.OpenAI(api_key="k", base_url=server.openai_base_url)
+    duplicate = copy.copy(shared)  # shares the pool, as without clientdedupe
+    duplicate.close()
+    assert not shared.is_closed()
+    assert ask(shared, "still open") == "echo: still open"
+    clientdedupe.cache_clear()
+    shared.close()  # the last holder
+    assert shared.is_closed()
+
+
+def test_an_attribute_set_from_c_code_on_a_shared_client_retires_it(server: StubServer) -> None:
+    import _thread
+    import collections
+    import functools
+    import operator
+    import threading
+
+    import openai
+
+    shared = openai.OpenAI(api_key="k", base_url=server.openai_base_url)
+    done = threading.Event()
+    # setattr with no Python frame above it, as from a C callback: the thread runs C code.
+    calls = map(
+        operator.methodcaller("__call__"),
+        [functools.partial(setattr, shared, "max_retries", 7), done.set],
+    )
+    _thread.start_new_thread(collections.deque(maxlen=0).extend, (calls,))
+    assert done.wait(30)
+    assert shared.max_retries == 7
+    assert openai.OpenAI(api_key="k", base_url=server.openai_base_url) is not shared
