@@ -90,9 +90,7 @@ def test_active_under_the_launcher() -> None:
 
 def test_would_be_active_for_python_app_py_run_the_same_way() -> None:
     # This process ignores the environment (-I), `python app.py` would not.
-    result = run(
-        [*LAUNCHER, sys.executable, "-I", "-m", "clientdedupe", "doctor"], PATH=PATH, HOME="/"
-    )
+    result = run([*LAUNCHER, sys.executable, "-I", "-m", "clientdedupe", "doctor"], PATH=PATH)
     assert result.returncode == 0, result.stdout + result.stderr
     assert verdict(result.stdout).startswith(
         "Verdict: would be active for `python app.py` run as you just did"

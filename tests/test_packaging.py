@@ -130,9 +130,13 @@ def test_the_sdist_carries_the_whole_test_suite(built: Built) -> None:
         if path.is_file() and "__pycache__" not in path.parts
     }
     assert ours - names == set()
-    assert {"LICENSE", "CHANGELOG.md", "README.md", "sitecustomize_example/sitecustomize.py"} <= (
-        names
-    )
+    assert {
+        "LICENSE",
+        "CHANGELOG.md",
+        "README.md",
+        ".ci/run",
+        "sitecustomize_example/sitecustomize.py",
+    } <= names
 
 
 def test_the_tests_of_the_sdist_run(built: Built, tmp_path: Path) -> None:
