@@ -134,15 +134,48 @@ def plugin_oldest(session: nox.Session) -> None:
     )
 
 
-#: What the integration tests drive, and the SDKs they drive it with.
-INTEGRATION_DISTRIBUTIONS = (
-    "langchain-groq",
-    "smolagents",
-    "instructor",
-    "openai",
-    "groq",
-    "cerebras-cloud-sdk",
+#: The integration tests (tests/integration): real frameworks and instrumentations,
+#: unmodified, against the loopback stub server. Each group is an environment of its own,
+#: installed from its extra in pyproject.toml: frameworks whose requirements agree share
+#: one (each environment costs an install and a pytest start-up), and none of them is in
+#: the dev environment, which stays on the newest SDKs (langchain-groq holds groq below
+#: 1.0, instructor holds openai at 3.3).
+#: (group, extra, test files, distributions whose versions the session prints)
+INTEGRATION_GROUPS: tuple[tuple[str, str, tuple[str, ...], tuple[str, ...]], ...] = (
+    (
+        "frameworks",
+        "integration",
+        (
+            "test_langchain_groq.py",
+            "test_langchain_openai.py",
+            "test_smolagents.py",
+            "test_instructor.py",
+        ),
+        ("langchain-groq", "langchain-openai", "smolagents", "instructor"),
+    ),
+    (
+        "agents",
+        "integration-agents",
+        ("test_openai_agents.py", "test_autogen.py", "test_haystack.py", "test_pydantic_ai.py"),
+        ("openai-agents", "autogen-agentchat", "autogen-ext", "haystack-ai", "pydantic-ai-slim"),
+    ),
+    (
+        "observability",
+        "integration-observability",
+        ("test_instrumentations.py",),
+        (
+            "opentelemetry-sdk",
+            "opentelemetry-distro",
+            "opentelemetry-instrumentation-openai-v2",
+            "opentelemetry-util-genai",
+            "openinference-instrumentation-openai",
+            "logfire",
+            "sentry-sdk",
+        ),
+    ),
 )
+#: The SDKs, whose versions every integration session prints too.
+INTEGRATION_SDKS = ("openai", "groq", "cerebras-cloud-sdk")
 _VERSIONS = (
     "import sys; from importlib.metadata import version\n"
     "for name in sys.argv[1:]: print(name, version(name))"
@@ -150,24 +183,34 @@ _VERSIONS = (
 
 
 @nox.session
-def integration(session: nox.Session) -> None:
-    """Real frameworks, unmodified, against the loopback stub server (tests/integration).
+@nox.parametrize(
+    "extra,tests,distributions",
+    [nox.param(extra, tests, names, id=group) for group, extra, tests, names in INTEGRATION_GROUPS],
+)
+def integration(
+    session: nox.Session, extra: str, tests: tuple[str, ...], distributions: tuple[str, ...]
+) -> None:
+    """One group of real frameworks, unmodified, against the loopback stub server.
 
-    Not in the dev environment: langchain-groq holds groq below 1.0 and instructor holds
-    openai at the releases that accept its jiter pin, which would move the default
-    environment off the latest SDKs.
+    ``INTEGRATION_FRAMEWORKS_REQUIRED=1``: a test whose framework is missing fails here
+    instead of skipping, so that a broken install never passes as green. Two workers:
+    the tests spend their time in the programs they start, and their counts are made to
+    hold on a loaded machine.
     """
-    session.install("-e", ".[test,integration]")
+    session.install("-e", f".[test,{extra}]")
     _doctor(session)
-    session.run("python", "-c", _VERSIONS, *INTEGRATION_DISTRIBUTIONS)
+    session.run("python", "-c", _VERSIONS, *distributions, *INTEGRATION_SDKS)
     session.run(
         "python",
         "-m",
         "pytest",
-        "tests/integration",
+        *(f"tests/integration/{test}" for test in tests),
         "-p",
         "no:cacheprovider",
         "-q",
         "-rs",
+        "-n",
+        "2",
         *session.posargs,
+        env={"INTEGRATION_FRAMEWORKS_REQUIRED": "1"},
     )
