@@ -7,7 +7,11 @@ argument). The second says how:
   generator.run_async(...)`` (which builds an ``AsyncOpenAI`` on the serving loop), then
   ``await generator.close_async()``;
 - ``sync``: thirty times ``generator.run(...)`` (its ``warm_up()`` builds an ``OpenAI``),
-  then ``generator.close()``.
+  then ``generator.close()``;
+- ``module-level``: one generator for the program, ``await generator.run_async(...)`` in
+  each of six ``asyncio.run()`` calls, ``close_async()`` in a last one. Its
+  ``AsyncOpenAI`` is built in the first run's loop: without clientdedupe its pool's
+  connection stays bound to that loop, and the program records each error and goes on.
 
 The program keeps each generator's client before closing it (a close drops it from the
 generator), to count them. Prints one JSON line: the answers and how many distinct
@@ -26,6 +30,7 @@ from haystack.components.generators.chat import OpenAIChatGenerator
 from haystack.dataclasses import ChatMessage
 
 RUNS = 30
+MODULE_LEVEL_RUNS = 6
 
 
 def generator(base_url: str) -> OpenAIChatGenerator:
@@ -49,10 +54,23 @@ def sync_job(base_url: str, run: int, kept: list[Any]) -> str:
     return str(reply["replies"][0].text)
 
 
+async def shared_job(chat: OpenAIChatGenerator, run: int, kept: list[Any]) -> str:
+    try:
+        reply = await chat.run_async(messages=[ChatMessage.from_user(f"run {run}")])
+    except Exception as error:  # counted, as a batch runner would
+        return f"{type(error).__name__}: {error}"
+    kept.append(chat.async_client)
+    return str(reply["replies"][0].text)
+
+
 def main(base_url: str, how: str) -> None:
     kept: list[Any] = []
     if how == "async":
         answers = [asyncio.run(job(base_url, run, kept)) for run in range(RUNS)]
+    elif how == "module-level":
+        chat = generator(base_url)
+        answers = [asyncio.run(shared_job(chat, run, kept)) for run in range(MODULE_LEVEL_RUNS)]
+        asyncio.run(chat.close_async())
     else:
         answers = [sync_job(base_url, run, kept) for run in range(RUNS)]
     result = {
