@@ -214,3 +214,17 @@ def integration(
         *session.posargs,
         env={"INTEGRATION_FRAMEWORKS_REQUIRED": "1"},
     )
+
+
+@nox.session(default=False)
+def mutants(session: nox.Session) -> None:
+    """Mutation testing of the core: ``tools/mutants.py`` (docs/mutation-testing.md).
+
+    Not part of a bare ``nox`` run, so not of .ci/run: it takes most of an hour on 2 cores.
+    Each of its workers is a copy of the repository with a virtualenv of its own
+    (``.[test]``, made with uv), so this session's environment only needs uv. Options
+    after ``--`` go to the runner (``-- --modules _key _cache``, ``-- --help``).
+    """
+    session.install("uv")
+    ignores = [argument for argument in UNIT_TESTS if argument.startswith("--ignore=")]
+    session.run("python", "tools/mutants.py", *ignores, *session.posargs)
