@@ -86,10 +86,13 @@ _handed = _HandOff()
 
 
 def hand_offs_pending() -> bool:
-    """Whether some thread is between a ``__new__`` that handed out a shared instance
-    and the ``__init__`` that will skip it (read with the cache's lock held)."""
+    """Whether another thread is between a ``__new__`` that handed out a shared
+    instance and the ``__init__`` that will skip it (read with the cache's lock held).
+    This thread's own are left out: it cannot wait for itself (a signal handler or a
+    trace function calling ``uninstall()`` in that very moment)."""
+    mine = _handed.owner
     with _stacks_lock:
-        return any(stack.items for stack in _stacks)
+        return any(stack.items for stack in _stacks if stack is not mine)
 
 
 def after_fork_in_child() -> None:

@@ -38,15 +38,6 @@ NAME = "clientdedupe"
 #: ``extra=PROMISED`` marks a record as one of the warnings the contract promises.
 PROMISED: Mapping[str, object] = {"clientdedupe_promised": True}
 
-#: Promised warnings logged by modules that do not pass ``extra=PROMISED`` (the
-#: runtime's "skipped" and "loop-only" warnings), recognised by their format string.
-PROMISED_FORMATS = frozenset(
-    {
-        "not deduplicating %s: %s",
-        "%s: async clients are shared within one event loop only: %s",
-    }
-)
-
 _lock = allocate_lock()
 _logger: logging.Logger | None = None
 
@@ -85,8 +76,7 @@ def _promised_handler() -> logging.Handler:
 
         def emit(self, record: logging.LogRecord) -> None:
             try:
-                promised = getattr(record, "clientdedupe_promised", False)
-                if not promised and record.msg not in PROMISED_FORMATS:
+                if not getattr(record, "clientdedupe_promised", False):
                     return
                 if _shown_elsewhere(record):
                     return

@@ -14,7 +14,7 @@ import time
 from . import _lifetime
 from ._cache import ClientCache
 from ._constructor import Settings, hand_offs_pending, is_ours, make_init, make_new
-from ._log import logger
+from ._log import PROMISED, logger
 from ._ownership import GUARD, Reentrant
 from ._patch import Patches, resolve
 from ._targets import Sdk
@@ -95,8 +95,11 @@ def async_pool_classes(sdk: Sdk) -> tuple[type, ...]:
     )
 
 
-#: How long uninstall() waits for constructions between their __new__ and __init__.
-_HAND_OFF_WAIT = 1.0
+#: How long uninstall() waits at most for constructions between their __new__ and
+#: __init__: normally a moment; longer only when many busy threads starve the ones in
+#: that window of the GIL. A hand-off never completes only if another library replaced
+#: __init__ in that very moment: the wait must end then too.
+_HAND_OFF_WAIT = 10.0
 
 
 class Runtime:
@@ -130,7 +133,7 @@ class Runtime:
                 self._patches.undo(down_to=mark)
                 why = str(error) if isinstance(error, Unsupported) else f"{type(error).__name__}"
                 self.skipped[target.qualname] = why
-                logger().warning("not deduplicating %s: %s", target.qualname, why)
+                logger().warning("not deduplicating %s: %s", target.qualname, why, extra=PROMISED)
             else:
                 logger().debug("deduplicating %s", target.qualname)
 
@@ -170,6 +173,7 @@ class Runtime:
                     "%s: async clients are shared within one event loop only: %s",
                     target.qualname,
                     why,
+                    extra=PROMISED,
                 )
         patches = self._patches
         our_init = make_init(init)

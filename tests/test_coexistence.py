@@ -226,6 +226,7 @@ def test_install_uninstall_and_cache_clear_while_64_threads_construct(
     errors: list[BaseException] = []
     stop = threading.Event()
     shared_again: list[int] = []
+    shared_in_cycle = threading.Event()
 
     def construct(n: int) -> None:
         try:
@@ -235,6 +236,7 @@ def test_install_uninstall_and_cache_clear_while_64_threads_construct(
                 handed = vars(client)  # not setattr: that is a holder's change
                 if handed.setdefault("_test_handed_out", n) != n:
                     shared_again.append(n)  # another thread got this very object
+                    shared_in_cycle.set()
         except BaseException as error:
             errors.append(error)
 
@@ -242,6 +244,10 @@ def test_install_uninstall_and_cache_clear_while_64_threads_construct(
         try:
             while not stop.is_set():
                 clientdedupe.install()
+                # However loaded the machine (64 busy threads starve this one of the
+                # GIL), let each installation share something before it goes.
+                shared_in_cycle.clear()
+                shared_in_cycle.wait(30)
                 clientdedupe.cache_clear()
                 clientdedupe.uninstall()
         except BaseException as error:
