@@ -62,6 +62,12 @@ UNIT_TESTS = (
     "--ignore=tests/test_demo.py",
     # Builds the sdist and the wheel: about the package, not the SDK versions.
     "--ignore=tests/test_packaging.py",
+    # The long process-level and many-thread tests run once, in .ci/run's own
+    # environment; the cells run the rest on two workers.
+    "-m",
+    "not slow",
+    "-n",
+    "2",
 )
 
 #: (cell, interpreter (None: the one running nox), requirements added to ``.[test]``).

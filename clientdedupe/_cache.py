@@ -47,7 +47,7 @@ class Counters:
 class Built:
     """What ``build`` made: the client, and how the cache may hold it."""
 
-    __slots__ = ("client", "is_async", "unshared", "weak")
+    __slots__ = ("client", "is_async", "owns_pool", "unshared", "weak")
 
     def __init__(self, client: object, *, is_async: bool, weak: bool) -> None:
         self.client = client
@@ -56,6 +56,8 @@ class Built:
         self.weak = weak
         #: Why it must not be shared after all, or None.
         self.unshared: str | None = None
+        #: False when built on the caller's ``http_client`` (see ``Shared.owns_pool``).
+        self.owns_pool = True
 
 
 class Stale(Exception):
@@ -185,7 +187,14 @@ class ClientCache(_ownership.Cache):
                     counters.bypass(built.unshared)
                     return client
                 shared = Shared(
-                    self, key, target, client, loop=loop, is_async=built.is_async, weak=built.weak
+                    self,
+                    key,
+                    target,
+                    client,
+                    loop=loop,
+                    is_async=built.is_async,
+                    weak=built.weak,
+                    owns_pool=built.owns_pool,
                 )
                 shared.holders = 1
                 counters.built += 1

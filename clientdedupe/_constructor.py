@@ -31,7 +31,7 @@ import weakref
 from . import _pools
 from ._cache import Built, Stale
 from ._context import BYPASS
-from ._key import KeyBuilder, Unkeyable, detach, holds_identity
+from ._key import KeyBuilder, Unkeyable, detach, holds_identity, holds_loop_state
 from ._lifetime import COPYING
 from ._ownership import GUARD, Reentrant
 
@@ -204,6 +204,7 @@ def make_new(
             del arguments, kwargs, key  # never in the traceback's locals (SPEC §7)
             raise
         built = Built(client, is_async=is_async, weak=holds_identity(key))
+        built.owns_pool = arguments.get("http_client") is None
         if is_async and pool_classes and arguments.get("http_client") is None:
             pool = vars(client).get("_client")
             if type(pool) in pool_classes:
@@ -231,7 +232,11 @@ def make_new(
                 if is_async:
                     if mode == "off":
                         raise Unkeyable("async sharing is off")
-                    if loop_bound:
+                    # An object given by identity (a token provider, credentials, a
+                    # callable key) can hold state tied to one event loop (anthropic's
+                    # token cache, openai's workload identity): such a client is shared
+                    # within its loop only. A caller's http_client is shared as given.
+                    if loop_bound or holds_loop_state(key):
                         loop = running_loop()
                         if loop is None:
                             raise Unkeyable("async, no running event loop")

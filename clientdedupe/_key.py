@@ -93,6 +93,16 @@ def holds_identity(key: object) -> bool:
     return False
 
 
+def holds_loop_state(key: Hashable) -> bool:
+    """Whether an argument of ``key`` (``KeyBuilder.build``'s) other than
+    ``http_client`` is an object compared by identity."""
+    items = key[1]  # type: ignore[index]
+    return any(
+        type(value) is not str and name != "http_client" and holds_identity(value)
+        for name, value in items
+    )
+
+
 def detach(value: object) -> object:
     """A copy of the mutable containers in ``value``, so that a shared client never
     keeps a reference to a caller's dict or list (SPEC §5)."""

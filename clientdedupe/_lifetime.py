@@ -13,11 +13,12 @@ The class-level functions here are wrapt wrappers: ``(wrapped, instance, args, k
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import sys
 import weakref
 
-from . import _ownership
+from . import _ownership, _pools
 from ._context import BYPASS
 
 #: The bypass reason while an SDK's copy()/with_options() builds its new client: not a
@@ -40,19 +41,32 @@ def _pool(client: object) -> object:
     return getattr(client, "__dict__", {}).get("_client", client)
 
 
-def _kept_open() -> None:
-    return None
+async def _close_quietly(pool: object) -> None:
+    if pool is not None:
+        with contextlib.suppress(Exception):
+            await pool.aclose()  # type: ignore[attr-defined]
 
 
-async def _kept_open_async() -> None:
-    return None
+def _let_go(client: object, *, is_async: bool) -> object:
+    """What a holder's ``close()`` does instead of the SDK's when others use the pool
+    (None; for an async client an awaitable, so that ``await client.close()`` works).
+    An async client left with no holder closes its pool of the running loop at once,
+    as the holder's own client would have closed without clientdedupe: that loop may
+    end without finalising anything (a loop closed by hand), and a response its holder
+    abandoned must not keep a connection. The next use in the loop makes a fresh one."""
+    if not is_async:
+        return None
+    pool = None
+    if _ownership.is_idle(client):
+        state = _pools.state_of(getattr(client, "__dict__", {}).get("_client"))
+        if state is not None:
+            pool = state.take_here()  # now, before any other task of this loop runs
+    return _close_quietly(pool)
 
 
 def guarded_close(is_async: bool) -> Wrapper:
     """The wrapper of a client class's ``close()``: one holder letting go. The SDK's
-    ``close()`` runs only when nothing else uses the pool (for an async client, the
-    holder still gets an awaitable, so that ``await client.close()`` works)."""
-    kept_open = _kept_open_async if is_async else _kept_open
+    ``close()`` runs only when nothing else uses the pool."""
 
     def close(
         wrapped: Callable[..., object],
@@ -60,10 +74,10 @@ def guarded_close(is_async: bool) -> Wrapper:
         args: tuple[object, ...],
         kwargs: dict[str, object],
     ) -> object:
-        if instance is None or _ownership.release(instance):
+        if instance is None or _ownership.release(instance) == _ownership.CLOSE:
             return wrapped(*args, **kwargs)
         _log_kept_open(instance)
-        return kept_open()
+        return _let_go(instance, is_async=is_async)
 
     return close
 
@@ -84,6 +98,9 @@ def keep_guarding() -> None:
             continue
         is_async = inspect.iscoroutinefunction(getattr(type(client), "close", None))
         attributes["close"] = _instance_close(client, is_async=is_async)
+        for name in ("copy", "with_options"):
+            if callable(getattr(type(client), name, None)) and name not in attributes:
+                attributes[name] = _instance_copy(client, name)
 
 
 def _instance_close(client: object, *, is_async: bool) -> Callable[[], object]:
@@ -91,16 +108,35 @@ def _instance_close(client: object, *, is_async: bool) -> Callable[[], object]:
 
     def close() -> object:
         this = ref()
-        if this is not None and _ownership.release(this):
+        if this is None:
+            return _let_go(None, is_async=is_async)
+        if _ownership.release(this) == _ownership.CLOSE:
             return type(this).close(this)  # type: ignore[attr-defined]
-        return None
+        return _let_go(this, is_async=is_async)
 
-    async def aclose() -> None:
+    return close
+
+
+def _instance_copy(client: object, name: str) -> Callable[..., object]:
+    """After ``uninstall()``: ``client.copy()`` / ``with_options()`` that keeps the copy
+    from closing the pool it shares with the client's other users."""
+    ref = weakref.ref(client)
+
+    def copy(*args: object, **kwargs: object) -> object:
         this = ref()
-        if this is not None and _ownership.release(this):
-            await type(this).close(this)  # type: ignore[attr-defined]
+        derived = getattr(type(this), name)(this, *args, **kwargs)
+        if _pool(derived) is _pool(this):
+            owner = _ownership.owner_of(this)
+            if owner is not None:
+                _ownership.add_copy(owner, derived)
+                is_async = inspect.iscoroutinefunction(getattr(type(derived), "close", None))
+                attributes = vars(derived)
+                attributes.setdefault("close", _instance_close(derived, is_async=is_async))
+                for alias in ("copy", "with_options"):
+                    attributes.setdefault(alias, _instance_copy(derived, alias))
+        return derived
 
-    return aclose if is_async else close
+    return copy
 
 
 def copy(

@@ -72,6 +72,7 @@ class Shared:
         "is_async",
         "key",
         "loop",
+        "owns_pool",
         "ref",
         "target",
         "weak",
@@ -87,6 +88,7 @@ class Shared:
         loop: object,
         is_async: bool,
         weak: bool,
+        owns_pool: bool = True,
     ) -> None:
         self.cache = cache
         self.key = key
@@ -98,6 +100,10 @@ class Shared:
         #: ``http_client``, a callable key), so once its holders drop it no construction
         #: can ask for it again.
         self.weak = weak
+        #: False when built on the caller's ``http_client``: closing the client closes
+        #: that pool, whoever else uses it, as without clientdedupe; so its last holder
+        #: closes it at once, rather than leave it idle.
+        self.owns_pool = owns_pool
         #: The client itself while the cache holds it strongly (see ``hold``), else None.
         self.client: object | None = None
         self.client_id = id(client)
@@ -223,27 +229,34 @@ def add_copy(shared: Shared, copy: object) -> None:
         shared.copies.add(copy_id)
 
 
-def release(client: object) -> bool:
-    """``client.close()`` was called: one holder lets go. True if it must really close
-    now (nothing else uses its pool), False if its pool is kept open for the others."""
+#: What ``release`` decides.
+CLOSE = "close"  # nothing else uses the pool: close it
+KEEP = "keep"  # others use it: leave it open
+IDLE = "idle"  # its last holder let go: the cache keeps it for the next construction
+
+
+def release(client: object) -> str:
+    """``client.close()`` was called: one holder lets go (each call counts once).
+    ``CLOSE`` if the client must really close now, ``KEEP`` if others still use its
+    pool, ``IDLE`` if the cache keeps it, unused, for the next construction."""
     try:
         with GUARD:
             return _release_locked(client)
     except Reentrant:
-        return False  # inside our own critical section: keeping it open is always safe
+        return KEEP  # inside our own critical section: keeping it open is always safe
 
 
-def _release_locked(client: object) -> bool:
+def _release_locked(client: object) -> str:
     shared = record_of(client)
     if shared is not None:
         if shared.closed:
-            return True  # closing again is the SDK's business (a no-op)
+            return CLOSE  # closing again is the SDK's business (a no-op)
         if shared.holders:
             shared.holders -= 1
-        if shared.holders or shared.copies or (shared.cached and not shared.weak):
-            return False  # used by others; or idle, kept for the next construction
-        # A weakly held client is closed by its last holder, as without clientdedupe:
-        # only a construction with the very same object could ever ask for it again.
+        if shared.holders or shared.copies:
+            return KEEP
+        if shared.cached and shared.owns_pool:
+            return IDLE
         return _close_locked(shared)
     found = _copies.get(id(client))
     if found is not None and found[0]() is client:
@@ -254,20 +267,26 @@ def _release_locked(client: object) -> bool:
         pool = getattr(client, "__dict__", {}).get("_client")
         found = _pools.get(id(pool)) if pool is not None else None
         if found is None or found[0]() is not pool:
-            return True  # not ours: close as usual
+            return CLOSE  # not ours: close as usual
         shared = found[1]  # a copy.copy() of a shared client, or the like
     if shared.closed:
-        return True
+        return CLOSE
     if shared.holders or shared.copies or shared.cached:
-        return False
+        return KEEP
     # The last user of the pool: the client it was copied from is no longer held.
     return _close_locked(shared)
 
 
-def _close_locked(shared: Shared) -> bool:
+def _close_locked(shared: Shared) -> str:
     shared.cache.closing_locked(shared)
     shared.closed = True
-    return True
+    return CLOSE
+
+
+def is_idle(client: object) -> bool:
+    """Whether ``client`` is shared, open, and has no holder and no open copy."""
+    shared = record_of(client)
+    return shared is not None and not (shared.closed or shared.holders or shared.copies)
 
 
 def drop_locked(shared: Shared) -> bool:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import threading
+import weakref
 from asyncio import _get_running_loop
 
 TYPE_CHECKING = False
@@ -180,7 +181,7 @@ def after_fork_in_child() -> None:
 class PoolsState:
     """The pools behind one shared async client's stand-in."""
 
-    __slots__ = ("closed", "home", "last", "make")
+    __slots__ = ("__weakref__", "closed", "home", "last", "make", "watch")
 
     def __init__(self, home: object) -> None:
         #: The pool the SDK built: used outside any loop, and as the settings to copy.
@@ -191,6 +192,7 @@ class PoolsState:
         pool_class: Any = type(home)
         base_url, timeout = home.base_url, home.timeout  # type: ignore[attr-defined]
         self.make: Callable[[], object] = lambda: pool_class(base_url=base_url, timeout=timeout)
+        self.watch: object = None
 
     def current(self) -> object:
         """The pool of the running loop (made now on first use), or ``home``."""
@@ -202,6 +204,8 @@ class PoolsState:
             pool = found.pools.get(self)
             if pool is not None:
                 return pool
+        if _unused:
+            close_unused()
         with _lock:
             found = _keeper_locked(runner)
             pool = found.pools.get(self)
@@ -212,9 +216,22 @@ class PoolsState:
     def adopt_home(self) -> None:
         """The SDK built ``home`` inside a running loop: it is that loop's pool."""
         runner = current_runner()
+        if _unused:
+            close_unused()
         if runner is not None:
             with _lock:
                 _keeper_locked(runner).pools.setdefault(self, self.home)
+
+    def take_here(self) -> object | None:
+        """Take the running loop's pool out of its keeper (the next call in this loop
+        makes a fresh one): its client has no holder left, and the pool must not stay
+        open with this loop (which may be closed without finalising its keeper)."""
+        runner = current_runner()
+        if runner is None:
+            return None
+        with _lock:
+            found = _keepers.get(runner)
+            return None if found is None else found.pools.pop(self, None)
 
     def detach(self) -> list[tuple[object, object]]:
         """Take every loop pool out of its keeper: (runner, pool) pairs."""
@@ -295,8 +312,37 @@ def per_loop(home: object) -> object:
     stand_in: object = object.__new__(cls)
     state = PoolsState(home)
     object.__setattr__(stand_in, "_cd_state", state)
+    # Once no client uses the stand-in any more, nothing can use its pools: close them,
+    # as the SDK's own pool closes itself when garbage (keepers hold these ones).
+    state.watch = weakref.ref(stand_in, lambda _: _became_unused(state))
     state.adopt_home()
     return stand_in
+
+
+#: States whose stand-in is garbage, left for later by the garbage collector's callback.
+_unused: list[PoolsState] = []
+
+
+def _became_unused(state: PoolsState) -> None:
+    # A garbage-collector callback: it may run anywhere, even while this thread holds
+    # the lock, so it only tries it (closing then as the SDK's own pool's __del__ does).
+    _unused.append(state)
+    if _lock.acquire(blocking=False):
+        _lock.release()
+        with contextlib.suppress(Exception):
+            close_unused()
+
+
+def close_unused() -> None:
+    """Close the pools of stand-ins no client uses any more, each in its own loop."""
+    while _unused:
+        try:
+            state = _unused.pop()
+        except IndexError:  # another thread took the last one
+            return
+        state.closed = True
+        for runner, pool in state.detach():
+            close_soon(runner, pool)
 
 
 def state_of(pool: object) -> PoolsState | None:
@@ -314,7 +360,13 @@ def close_soon(runner: object | None, pool: object) -> None:
     this thread's running loop, through ``call_soon_threadsafe`` if it runs elsewhere.
     A pool of no loop (never used for a request) or of a closed loop is only dropped;
     one of a loop that is not running is left to that loop's keeper."""
-    if runner is None or not hasattr(runner, "call_soon_threadsafe"):
+    if runner is None:
+        return
+    if not hasattr(runner, "call_soon_threadsafe"):
+        run_sync_soon = getattr(runner, "run_sync_soon", None)  # a trio run's token
+        if run_sync_soon is not None:
+            with contextlib.suppress(Exception):  # that run is over: nothing is open
+                run_sync_soon(_spawn_in_trio, pool)
         return
     if runner.is_closed():  # type: ignore[attr-defined]
         return
@@ -328,6 +380,11 @@ def close_soon(runner: object | None, pool: object) -> None:
             found = _keepers.get(runner)
             if found is not None:
                 found.orphans.append(pool)
+
+
+def _spawn_in_trio(pool: object) -> None:
+    trio = sys.modules["trio"]
+    trio.lowlevel.spawn_system_task(_quietly, pool.aclose())  # type: ignore[attr-defined]
 
 
 def _spawn(loop: object, pool: object) -> None:

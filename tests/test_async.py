@@ -250,3 +250,57 @@ def test_trio_runs_get_pools_of_their_own_never_an_asyncio_one(server: StubServe
     ]
     assert answers == ["echo: asyncio", "echo: trio", "echo: asyncio again", "echo: trio again"]
     assert server.settled_open_connections() == 0
+
+
+@pytest.mark.usefixtures("installed")
+def test_an_async_client_given_an_object_by_identity_is_shared_within_its_loop_only(
+    server: StubServer,
+) -> None:
+    """Such an object (a token provider, credentials) may hold state tied to one loop:
+    anthropic's token cache waits on an event of the loop that made it."""
+    import openai
+
+    timeout = (
+        openai.DefaultAsyncHttpxClient().timeout
+    )  # an httpx Timeout object  # compared by identity, as any such object
+
+    async def twice() -> Any:
+        client = openai.AsyncOpenAI(api_key="k", base_url=server.openai_base_url, timeout=timeout)
+        assert (
+            openai.AsyncOpenAI(api_key="k", base_url=server.openai_base_url, timeout=timeout)
+            is client
+        )
+        await Case.aask(client)
+        return client
+
+    assert asyncio.run(twice()) is not asyncio.run(twice())
+    outside = openai.AsyncOpenAI(api_key="k", base_url=server.openai_base_url, timeout=timeout)
+    assert (
+        openai.AsyncOpenAI(api_key="k", base_url=server.openai_base_url, timeout=timeout)
+        is not outside
+    )
+
+
+@pytest.mark.usefixtures("installed")
+def test_trio_runs_close_the_pools_of_clients_dropped_without_close(server: StubServer) -> None:
+    import gc
+
+    import openai
+    import trio
+
+    clientdedupe.uninstall()
+    clientdedupe.install(max_clients=1)
+
+    async def main() -> int:
+        for i in range(6):  # a client per request, never closed, left to the collector
+            await Case.aask(
+                openai.AsyncOpenAI(api_key=f"tenant-{i}", base_url=server.openai_base_url)
+            )
+        gc.collect()
+        for _ in range(20):  # let the closes scheduled in this run go
+            await trio.sleep(0)
+        # Inside the run: the one client the cache holds keeps its connection.
+        return await trio.to_thread.run_sync(server.settled_open_connections, 1)
+
+    assert trio.run(main) == 1
+    assert server.settled_open_connections() == 0

@@ -217,6 +217,7 @@ def test_restoring_a_saved_init_after_install_never_reinitialises_a_shared_clien
     assert Case.ask(shared, "mine") == "echo: mine"
 
 
+@pytest.mark.slow
 def test_install_uninstall_and_cache_clear_while_64_threads_construct(
     counted_init: tuple[type, list[Any]], server: StubServer
 ) -> None:

@@ -315,6 +315,7 @@ def test_install_with_the_same_settings_keeps_the_shared_clients(server: StubSer
         clientdedupe.uninstall()
 
 
+@pytest.mark.slow
 def test_installs_with_different_settings_from_many_threads_never_raise(
     server: StubServer,
 ) -> None:

@@ -120,6 +120,7 @@ def test_closing_a_client_keyed_on_a_callers_http_client_closes_it_as_plain_does
 # -- never worse than plain (real processes, `clientdedupe run` against plain) ----------------
 
 
+@pytest.mark.slow
 def test_a_client_per_tenant_request_under_a_low_file_limit_keeps_at_most_max_clients_open() -> (
     None
 ):
@@ -255,3 +256,120 @@ def test_a_fresh_http_client_per_request_is_never_kept_alive(
     assert deduplicated["live"] <= plain["live"] + 2
     assert deduplicated["sockets"] <= plain["sockets"] + 2
     assert server.max_open_connections <= 2 * plain_peak + 2
+
+
+# -- what a red-team pass found ------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("installed")
+def test_a_client_keyed_on_a_callable_is_left_idle_by_its_last_holder_not_closed(
+    server: StubServer,
+) -> None:
+    """Two components build with the same token function; one closes twice: the other's
+    client must keep working (it is theirs too, as it would be without clientdedupe)."""
+    import openai
+
+    def token() -> str:
+        return "sk-from-a-provider"
+
+    mine = openai.OpenAI(api_key=token, base_url=server.openai_base_url)
+    theirs = openai.OpenAI(api_key=token, base_url=server.openai_base_url)
+    assert mine is theirs
+    with mine:
+        pass
+    mine.close()  # a second close by the same holder lets the other one go as well...
+    assert not theirs.is_closed()  # ...but an idle client is kept, not closed
+    assert Case.ask(theirs, "still mine") == "echo: still mine"
+
+
+def test_async_with_in_loops_closed_by_hand_is_never_worse_than_plain(server: StubServer) -> None:
+    plain, deduplicated = both(
+        f"""
+        import asyncio, gc, os, openai
+
+        async def one():
+            async with openai.AsyncOpenAI(api_key="k", base_url=os.environ["URL"]) as c:
+                await c.chat.completions.create({ASK})
+
+        for _ in range(5):  # old-style loops: nothing finalises their async generators
+            loop = asyncio.new_event_loop()
+            loop.run_until_complete(one())
+            loop.close()
+        del loop
+        gc.collect()
+        report(sockets=open_sockets())
+        """,
+        python_args=("-W", "default"),
+        URL=server.openai_base_url,
+    )
+    assert deduplicated.stderr == plain.stderr
+    assert deduplicated["sockets"] == plain["sockets"] == 0
+    assert deduplicated.stats("openai.AsyncOpenAI")["reused"] == 4
+
+
+def test_a_client_first_used_while_its_loop_shuts_down_is_closed_as_plain(
+    server: StubServer,
+) -> None:
+    plain, deduplicated = both(
+        f"""
+        import asyncio, gc, os, openai
+
+        async def tokens():
+            try:
+                yield 1
+                yield 2
+            finally:  # runs in shutdown_asyncgens: reports with a client of its own
+                async with openai.AsyncOpenAI(api_key="k", base_url=os.environ["URL"]) as c:
+                    await c.chat.completions.create({ASK})
+
+        async def main():
+            global abandoned
+            abandoned = tokens()
+            await abandoned.__anext__()
+
+        for _ in range(3):
+            asyncio.run(main())
+        gc.collect()
+        report(sockets=open_sockets())
+        """,
+        URL=server.openai_base_url,
+    )
+    assert deduplicated.stderr == plain.stderr
+    assert deduplicated["sockets"] == plain["sockets"] == 0
+
+
+def test_async_clients_left_to_the_garbage_collector_in_a_long_loop_release_their_pools(
+    server: StubServer,
+) -> None:
+    """A service that builds an AsyncOpenAI per request and patches it (as
+    instructor.patch does: the client is retired) and never closes it."""
+    plain, deduplicated = both(
+        f"""
+        import asyncio, functools, gc, os, openai
+
+        async def handle():
+            client = openai.AsyncOpenAI(api_key="k", base_url=os.environ["URL"])
+            create = client.chat.completions.create
+
+            @functools.wraps(create)
+            async def patched(*args, **kwargs):
+                return await create(*args, **kwargs)
+
+            client.chat.completions.create = patched
+            await client.chat.completions.create({ASK})
+
+        async def main():
+            for _ in range(40):
+                await handle()
+            gc.collect()
+            for _ in range(20):  # let the closes scheduled in this loop run
+                await asyncio.sleep(0)
+            return open_sockets()
+
+        inside = asyncio.run(main())
+        report(inside=inside)
+        """,
+        URL=server.openai_base_url,
+    )
+    assert deduplicated["inside"] <= plain["inside"] + 1
+    assert deduplicated.stats("openai.AsyncOpenAI")["retired"] == 40

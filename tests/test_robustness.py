@@ -314,3 +314,18 @@ def test_the_kill_switch_says_so_once_at_info(
     assert not clientdedupe.is_installed()
     said = [r for r in caplog.records if r.name == "clientdedupe"]
     assert len(said) == 1 and said[0].levelno == logging.INFO
+
+
+def test_a_copy_made_after_uninstall_never_closes_the_pool_of_other_holders(
+    server: StubServer,
+) -> None:
+    import openai
+
+    clientdedupe.install()
+    mine = openai.OpenAI(api_key="k", base_url=server.openai_base_url)
+    theirs = openai.OpenAI(api_key="k", base_url=server.openai_base_url)
+    clientdedupe.uninstall()
+    with mine.with_options(timeout=5) as derived:
+        Case.ask(derived)
+    mine.copy(max_retries=1).close()
+    assert Case.ask(theirs, "still open") == "echo: still open"
