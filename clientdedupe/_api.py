@@ -133,9 +133,16 @@ def _observe_from_environment() -> None:
 
 
 def _report_at_exit() -> None:
-    from .startup import report
+    """``CLIENTDEDUPE_REPORT``: the summary on stderr at exit."""
+    from ._stats import report
 
-    report()
+    if _state.installed:
+        state = "active"
+    elif _config.flag(_config.ENABLED) is False:
+        state = f"not active ({_config.ENABLED}=0, the kill switch)"
+    else:
+        state = "not active"
+    sys.stderr.write(report(stats(), state))
 
 
 def register(

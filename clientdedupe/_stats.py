@@ -44,3 +44,24 @@ def snapshot(runtime: Runtime) -> dict[str, dict[str, Any]]:
             "clients": [shared.fingerprint for shared in entries],
         }
     return result
+
+
+def report(counts_by_class: dict[str, dict[str, Any]], state: str) -> str:
+    """The exit report: one line per class with constructions (constructions, built,
+    reused, bypassed with the main reason, evicted, retired), or one line saying that
+    there was none, and ``state`` (active, or why not). Contains no argument value."""
+    lines = []
+    for qualname, counts in counts_by_class.items():
+        if not counts["constructions"]:
+            continue
+        reasons = counts["bypass_reasons"]
+        main_reason = f" (mostly: {max(reasons, key=reasons.get)})" if reasons else ""
+        lines.append(
+            f"clientdedupe: {qualname}: {counts['constructions']} constructions, "
+            f"{counts['built']} clients built, {counts['reused']} reused, "
+            f"{counts['bypassed']} bypassed{main_reason}, {counts['evicted']} evicted, "
+            f"{counts['retired']} retired\n"
+        )
+    if not lines:
+        lines.append(f"clientdedupe: {state}; no construction of a covered client\n")
+    return "".join(lines)

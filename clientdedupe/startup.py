@@ -39,32 +39,3 @@ def activate() -> bool:
     except Exception as error:
         sys.stderr.write(f"clientdedupe: not activated ({type(error).__name__}: {error})\n")
         return False
-
-
-def report() -> None:
-    """Write one summary line per class on stderr: constructions, built, reused,
-    bypassed (with the main reason), evicted, retired; or one line saying why there
-    is nothing to report. Contains no argument value."""
-    from ._api import is_installed, stats
-
-    lines = []
-    for qualname, counts in stats().items():
-        if not counts["constructions"]:
-            continue
-        reasons = counts["bypass_reasons"]
-        main_reason = f" (mostly: {max(reasons, key=reasons.get)})" if reasons else ""
-        lines.append(
-            f"clientdedupe: {qualname}: {counts['constructions']} constructions, "
-            f"{counts['built']} clients built, {counts['reused']} reused, "
-            f"{counts['bypassed']} bypassed{main_reason}, {counts['evicted']} evicted, "
-            f"{counts['retired']} retired\n"
-        )
-    if not lines:
-        if is_installed():
-            state = "active"
-        elif _config.flag(_config.ENABLED) is False:
-            state = f"not active ({_config.ENABLED}=0, the kill switch)"
-        else:
-            state = "not active"
-        lines.append(f"clientdedupe: {state}; no construction of a covered client\n")
-    sys.stderr.write("".join(lines))
