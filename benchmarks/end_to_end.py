@@ -13,8 +13,8 @@ import statistics
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
-from clientdedupe._demo import ExampleRun, example_command, run_example, serving
-from clientdedupe._stub_server import StubServer
+from clientdedupe._tools.demo import ExampleRun, example_command, run_example, serving
+from clientdedupe._tools.stub_server import StubServer
 
 from .report import Row, Target, not_run
 

@@ -35,7 +35,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, REPO)
 
-from clientdedupe._launcher import LAUNCH_PATH  # noqa: E402
+from clientdedupe._tools.launcher import LAUNCH_PATH  # noqa: E402
 
 
 def _environment(bytecode: str, **extra: str) -> dict[str, str]:

@@ -16,7 +16,7 @@ import clientdedupe
 from .constructors import DICT_ARGUMENTS
 
 if TYPE_CHECKING:
-    from clientdedupe._stub_server import StubServer
+    from clientdedupe._tools.stub_server import StubServer
 
 
 def profile(server: StubServer, *, calls: int = 20000, top: int = 14) -> str:

@@ -87,7 +87,7 @@ def _prepare_process() -> None:
 
 def run(settings: Settings, *, profile: bool = False) -> dict[str, Any]:
     """Measure everything; returns the report (machine, settings, rows, profile)."""
-    from clientdedupe._stub_server import StubServer
+    from clientdedupe._tools.stub_server import StubServer
 
     _prepare_process()
     started = time.perf_counter()

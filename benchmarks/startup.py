@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 
-from clientdedupe._demo import package_root
+from clientdedupe._tools.demo import package_root
 
 from .report import Row, Target
 

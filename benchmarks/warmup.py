@@ -11,7 +11,7 @@ import clientdedupe
 from .report import Row, Target, not_run
 
 if TYPE_CHECKING:
-    from clientdedupe._stub_server import StubServer
+    from clientdedupe._tools.stub_server import StubServer
 
 SECTION = "Cerebras: warm-up requests at construction"
 

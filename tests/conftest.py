@@ -6,8 +6,8 @@ from collections.abc import Iterator
 import pytest
 
 import clientdedupe
-from clientdedupe._stub_server import StubServer
 from clientdedupe._targets import HTTP_ENV, PROXY_VARIABLES
+from clientdedupe._tools.stub_server import StubServer
 
 # Variables the SDKs or their HTTP libraries read: the tests set what they need.
 _SCRUBBED_PREFIXES = (

@@ -89,7 +89,7 @@ def both(code: str, **kwargs: Any) -> tuple[Run, Run]:
 
 _SERVER = """
 import json, sys
-from clientdedupe._stub_server import StubServer
+from clientdedupe._tools.stub_server import StubServer
 server = StubServer().start()
 print(server.url, flush=True)
 for line in sys.stdin:

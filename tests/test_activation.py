@@ -317,7 +317,7 @@ def test_each_start_up_hook_runs_once_beside_another_chaining_tool(
     users.mkdir()
     (other / "sitecustomize.py").write_text(CHAINING_HOOK.format(name="other tool's hook"))
     (users / "sitecustomize.py").write_text("import sys\nsys.stderr.write('users hook ran\\n')\n")
-    from clientdedupe._launcher import LAUNCH_PATH
+    from clientdedupe._tools.launcher import LAUNCH_PATH
 
     result = run(
         [sys.executable, script],
@@ -454,7 +454,7 @@ def test_the_launcher_accepts_pip_names() -> None:
 def test_the_launcher_keeps_pythonpath_exactly(tmp_path: Path) -> None:
     # `export PYTHONPATH=$PYTHONPATH:/x` with it unset gives ":/x": the empty entry is the
     # current directory, from which this program imports a module.
-    from clientdedupe._launcher import LAUNCH_PATH
+    from clientdedupe._tools.launcher import LAUNCH_PATH
 
     (tmp_path / "helper_in_cwd.py").write_text("VALUE = 42\n")
     code = "import os, helper_in_cwd; print(helper_in_cwd.VALUE, os.environ['PYTHONPATH'])"
@@ -547,7 +547,7 @@ def test_the_launchers_sitecustomize_imports_only_what_activation_needs(
 ) -> None:
     # Timing is measured by benchmarks/startup.py; here, what cannot flip under load: the
     # modules a child started by the launcher imports beyond a plain one.
-    from clientdedupe._launcher import LAUNCH_PATH
+    from clientdedupe._tools.launcher import LAUNCH_PATH
 
     from .processes import REPO
 

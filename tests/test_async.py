@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import clientdedupe
-from clientdedupe._stub_server import StubServer
+from clientdedupe._tools.stub_server import StubServer
 
 from .cases import ASYNC_CASES, Case
 

@@ -14,7 +14,7 @@ from unittest import mock
 import pytest
 
 import clientdedupe
-from clientdedupe._stub_server import StubServer
+from clientdedupe._tools.stub_server import StubServer
 
 from .cases import CASES, Case
 from .processes import run_python

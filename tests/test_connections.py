@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 import clientdedupe
-from clientdedupe._stub_server import StubServer
+from clientdedupe._tools.stub_server import StubServer
 
 from .cases import ASYNC_CASES, SYNC_CASES, Case
 

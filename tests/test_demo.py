@@ -91,7 +91,7 @@ def test_demo_refuses_a_number_of_agents_below_one() -> None:
 def test_demo_lowers_the_agents_to_what_the_open_file_limit_allows() -> None:
     # issue 11, 9: 300 agents under `ulimit -n 256` hung for 7 minutes. Here: a hard
     # limit of 64 files leaves room for 32 agents besides what the run itself needs.
-    from clientdedupe._demo import FD_MARGIN
+    from clientdedupe._tools.demo import FD_MARGIN
 
     fit = 64 - FD_MARGIN
     result = demo("--agents", "100", open_files=(64, 64))

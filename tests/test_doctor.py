@@ -171,7 +171,7 @@ def test_a_target_named_but_not_installed_is_a_problem() -> None:
 
 
 _DOCTOR_WITHOUT_SITE = (
-    f"import sys; sys.path.insert(0, {REPO!r}); from clientdedupe._cli import main; "
+    f"import sys; sys.path.insert(0, {REPO!r}); from clientdedupe._tools.cli import main; "
     "sys.exit(main(['doctor']))"
 )
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from clientdedupe._stub_server import StubServer
+from clientdedupe._tools.stub_server import StubServer
 
 from .cases import CASES, Case
 

@@ -14,7 +14,7 @@ from openai import OpenAI  # bound before install(), as at the top of a user's m
 
 import clientdedupe
 from clientdedupe import _targets
-from clientdedupe._stub_server import StubServer
+from clientdedupe._tools.stub_server import StubServer
 
 from .cases import CASES, Case
 from .processes import run_python

@@ -8,7 +8,7 @@ import weakref
 import pytest
 
 import clientdedupe
-from clientdedupe._stub_server import StubServer
+from clientdedupe._tools.stub_server import StubServer
 
 from .cases import SYNC_CASES, Case
 from .side_by_side import both, run, server_process

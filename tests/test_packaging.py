@@ -104,8 +104,8 @@ def test_the_wheel_ships_the_launcher_the_example_and_the_types(built: Built) ->
     names = built.wheel_names()
     version = clientdedupe.__version__
     for name in (
-        "clientdedupe/_launch_path/sitecustomize.py",
-        "clientdedupe/_examples/many_agents.py",
+        "clientdedupe/_tools/launch_path/sitecustomize.py",
+        "clientdedupe/_tools/examples/many_agents.py",
         "clientdedupe/py.typed",
         f"clientdedupe-{version}.dist-info/licenses/LICENSE",
     ):

@@ -13,7 +13,7 @@ import pytest
 
 import clientdedupe
 from clientdedupe import _targets
-from clientdedupe._stub_server import StubServer
+from clientdedupe._tools.stub_server import StubServer
 
 from .processes import SITECUSTOMIZE_EXAMPLE, run_python
 
@@ -312,7 +312,7 @@ def test_an_unsafe_or_malformed_extra_target_is_a_warning_never_a_crash(tmp_path
 def test_doctor_lists_registered_targets_with_their_source(tmp_path: Path) -> None:
     write_acme(tmp_path)
     result = run_python(
-        "from clientdedupe._cli import main; main(['doctor'])",
+        "from clientdedupe._tools.cli import main; main(['doctor'])",
         PYTHONPATH=str(tmp_path),
         CLIENTDEDUPE_EXTRA_TARGETS="acme:Acme,acme.unsafe:OwnNew",
     )

@@ -13,7 +13,7 @@ import wrapt
 
 import clientdedupe
 from clientdedupe._context import BYPASS
-from clientdedupe._stub_server import StubServer
+from clientdedupe._tools.stub_server import StubServer
 
 from .cases import Case
 from .processes import run_python

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 import clientdedupe
-from clientdedupe._stub_server import StubServer
+from clientdedupe._tools.stub_server import StubServer
 
 from .cases import SYNC_CASES
 

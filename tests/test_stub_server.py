@@ -16,7 +16,7 @@ import openai
 import pytest
 from cerebras.cloud.sdk import Cerebras
 
-from clientdedupe._stub_server import StubServer
+from clientdedupe._tools.stub_server import StubServer
 
 USER: Any = [{"role": "user", "content": "hello there"}]
 
@@ -203,7 +203,7 @@ def test_tls_rejects_untrusting_client() -> None:
 
 
 def test_embeddings_as_floats_and_as_base64(srv: StubServer) -> None:
-    from clientdedupe._stub_server import stub_embedding
+    from clientdedupe._tools.stub_server import stub_embedding
 
     with _openai(srv) as client:
         floats = client.embeddings.create(

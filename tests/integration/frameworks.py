@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from clientdedupe._stub_server import RecordedRequest, StubServer
+from clientdedupe._tools.stub_server import RecordedRequest, StubServer
 
 from ..processes import clean_environment
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from clientdedupe._stub_server import RecordedRequest, StubServer
+from clientdedupe._tools.stub_server import RecordedRequest, StubServer
 
 from .frameworks import (
     ACTIVATIONS,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from clientdedupe._stub_server import stub_embedding
+from clientdedupe._tools.stub_server import stub_embedding
 
 from .frameworks import AGENTS, assert_never_worse, before_after, needs
 

@@ -15,15 +15,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 
-from ._launcher import positive_int
-from ._targets import HTTP_ENV, PROXY_VARIABLES
+from .._targets import HTTP_ENV, PROXY_VARIABLES
+from .launcher import positive_int
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping, Sequence
     from typing import Any
 
-    from ._stub_server import StubServer
+    from .stub_server import StubServer
 
 #: The API key the example's clients send to the loopback server: not a real one.
 DEMO_API_KEY = "sk-clientdedupe-demo-not-a-real-key"
@@ -64,10 +64,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def example_path() -> str:
-    """The shipped example program, ``clientdedupe/_examples/many_agents.py``."""
+    """The shipped example program, ``clientdedupe/_tools/examples/many_agents.py``."""
     import os
 
-    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "_examples", "many_agents.py")
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "examples", "many_agents.py")
 
 
 def example_command(agents: int, *, use_async: bool = False, dedupe: bool = False) -> list[str]:
@@ -316,7 +316,7 @@ def serving(tls: bool) -> Iterator[tuple[StubServer, dict[str, str]]]:
     that points the example at it; shared with the benchmarks."""
     import tempfile
 
-    from ._stub_server import StubServer
+    from .stub_server import StubServer
 
     with contextlib.ExitStack() as resources:
         folder = resources.enter_context(tempfile.TemporaryDirectory(prefix="clientdedupe-"))

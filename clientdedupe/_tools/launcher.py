@@ -20,7 +20,7 @@ import os
 import shutil
 import sys
 
-from . import _config
+from .. import _config
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
 #: The directory holding the launcher's sitecustomize.py.
-LAUNCH_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_launch_path")
+LAUNCH_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "launch_path")
 
 _EXIT_USAGE = 2
 _EXIT_NOT_FOUND = 127
@@ -61,8 +61,8 @@ def targets(text: str) -> str:
     (import or pip names, classes, and those of ``CLIENTDEDUPE_EXTRA_TARGETS``)."""
     import argparse
 
-    from ._api import _register_from_environment
-    from ._targets import select
+    from .._api import _register_from_environment
+    from .._targets import select
 
     names = [name.strip() for name in text.split(",") if name.strip()]
     if not names:

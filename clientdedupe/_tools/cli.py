@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from .. import __version__
 
     parser = argparse.ArgumentParser(
         prog="clientdedupe",
@@ -31,7 +31,7 @@ def _parser() -> argparse.ArgumentParser:
         "CLIENTDEDUPE=0 in the environment (the kill switch) wins over the launcher.",
         allow_abbrev=False,
     )
-    from ._launcher import add_arguments as add_run_arguments
+    from .launcher import add_arguments as add_run_arguments
 
     add_run_arguments(run)
 
@@ -52,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Run a shipped example that builds one OpenAI client per agent against "
         "an embedded loopback server, without and with clientdedupe, and compare.",
     )
-    from ._demo import add_arguments as add_demo_arguments
+    from .demo import add_arguments as add_demo_arguments
 
     add_demo_arguments(demo)
     return parser
@@ -64,19 +64,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The command of "run" (after "--", or from its first word) is passed on untouched.
     command: list[str] = []
     if args_list[:1] == ["run"]:
-        from ._launcher import split_command
+        from .launcher import split_command
 
         options, command = split_command(args_list[1:])
         args_list = ["run", *options]
     args = _parser().parse_args(args_list)
     if args.command == "run":
-        from ._launcher import run
+        from .launcher import run
 
         return run(args, command)
     if args.command == "doctor":
-        from ._doctor import doctor
+        from .doctor import doctor
 
         return doctor()
-    from ._demo import main as demo
+    from .demo import main as demo
 
     return demo(args)

@@ -20,15 +20,15 @@ import importlib
 import os
 import sys
 
-from . import __version__, _config
-from ._launcher import LAUNCH_PATH
-from ._targets import BUILTIN_TARGETS
+from .. import __version__, _config
+from .._targets import BUILTIN_TARGETS
+from .launcher import LAUNCH_PATH
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from ._targets import Sdk, Target
+    from .._targets import Sdk, Target
 
 _FIX_START_UP = (
     "run the program as `clientdedupe run -- python app.py`, or activate it at every "
@@ -72,7 +72,7 @@ def _in_range(version: str, sdk: Sdk) -> bool:
 
 
 def _verdict(target: Target) -> str:
-    from ._runtime import Unsupported, inspect_target, resource_bases
+    from .._runtime import Unsupported, inspect_target, resource_bases
 
     try:
         importlib.import_module(target.module)
@@ -91,7 +91,7 @@ def _async_note(target: Target, mode: str) -> str:
         return f"; async: not shared ({_config.ASYNC}=off)"
     if mode == "loop":
         return f"; async: shared within one event loop ({_config.ASYNC}=loop)"
-    from ._runtime import async_pool_classes
+    from .._runtime import async_pool_classes
 
     if async_pool_classes(target.sdk):
         return "; async: shared across event loops, one connection pool per loop"
@@ -206,8 +206,8 @@ def _probe() -> tuple[str, dict[str, Any] | None]:
 
 def _check_environment(findings: Findings) -> list[str]:
     """Every ``CLIENTDEDUPE_*`` variable: its value and what start-up makes of it."""
-    from ._api import _add
-    from ._register import make_target
+    from .._api import _add
+    from .._register import make_target
 
     env = os.environ
     report = findings.problem
@@ -399,7 +399,7 @@ def start_up_lines(probe: tuple[str, dict[str, Any] | None]) -> list[str]:
 
 def registered_lines() -> list[str]:
     """The targets added by ``register()`` or ``CLIENTDEDUPE_EXTRA_TARGETS``."""
-    from ._targets import registered
+    from .._targets import registered
 
     if not registered:
         return ["  none (clientdedupe.register() or CLIENTDEDUPE_EXTRA_TARGETS add some)"]
@@ -408,7 +408,7 @@ def registered_lines() -> list[str]:
 
 def doctor() -> int:
     """Print the report; returns 1 if what the environment asks for cannot happen."""
-    from ._api import is_installed
+    from .._api import is_installed
 
     active_here = is_installed()  # before anything here could change it
     findings = Findings()
