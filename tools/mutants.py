@@ -1048,6 +1048,15 @@ def measure_coverage(
                 in_process.setdefault(key, set()).add(test)
             else:
                 in_subprocess.setdefault(key, set()).add(test)
+    failed = [t for t, outcome in outcomes.items() if outcome not in ("passed", "skipped")]
+    if failed:
+        # Tracing slows a test down several times: one that keeps time (threads, a
+        # signal handler) may fail only then. Run untraced, it may still be selected.
+        retry = workers[0].run([*RUN_ARGS, *failed], timeout=600 + 10 * len(failed))
+        for test, outcome in retry.result.get("outcomes", {}).items():
+            if outcome == "passed":
+                print(f"  {test}: failed traced, passed untraced")
+                outcomes[test] = "passed"
     passing = {t for t, outcome in outcomes.items() if outcome == "passed"}
     failing = {t: o for t, o in outcomes.items() if o not in ("passed", "skipped")}
     return Coverage(
