@@ -158,6 +158,34 @@ def test_a_callers_http_client_is_shared_as_given_and_never_closed_by_clientdedu
     assert loop_pools(case_for("openai.AsyncOpenAI")) == 0
 
 
+@pytest.mark.usefixtures("installed")
+def test_a_client_given_an_http_client_is_shared_across_loops_as_that_pool_is_the_callers(
+    server: StubServer,
+) -> None:
+    """Unlike other objects by identity (a token provider may hold loop state), a
+    caller's ``http_client`` does not make the client loop-bound: plain would use it in
+    every loop too."""
+    import openai
+
+    own = openai.DefaultAsyncHttpxClient()
+    url = server.openai_base_url
+
+    async def build() -> Any:
+        return openai.AsyncOpenAI(api_key="k", base_url=url, http_client=own)
+
+    outside = openai.AsyncOpenAI(api_key="k", base_url=url, http_client=own)
+    assert asyncio.run(build()) is outside
+    assert asyncio.run(build()) is outside
+
+    def provider() -> str:
+        return "k"
+
+    async def with_provider() -> Any:
+        return openai.AsyncOpenAI(api_key=provider, base_url=url, http_client=own)
+
+    assert asyncio.run(with_provider()) is not asyncio.run(with_provider())
+
+
 def test_loop_mode_shares_within_one_running_loop_only(server: StubServer) -> None:
     import openai
 

@@ -113,6 +113,90 @@ def test_dict_and_list_arguments_compare_by_value_in_order(server: StubServer) -
     )
 
 
+def test_equal_values_built_apart_compare_by_value(server: StubServer) -> None:
+    """Equal plain data held by distinct objects (built at run time, not interned
+    literals) gives the same key, at any depth and of any plain container type."""
+    import openai
+
+    def query() -> dict[str, Any]:
+        tenant = "".join(["ten", "ant"])
+        return {
+            "tenant": tenant,
+            "limit": int("1000"),
+            "ratio": float("0.5"),
+            "ids": (int("1001"), tenant),
+            "tags": {tenant, "x" + str(len(tenant))},
+            "frozen": frozenset([tenant]),
+        }
+
+    first, second = query(), query()
+    assert first["tenant"] is not second["tenant"] and first["limit"] is not second["limit"]
+    url = server.openai_base_url
+    a = openai.OpenAI(api_key="k", base_url=url, default_query=first)
+    assert openai.OpenAI(api_key="k", base_url=url, default_query=second) is a
+    for name, other in [("tags", {"tenant"}), ("frozen", frozenset(["other"]))]:
+        changed = {**query(), name: other}
+        assert openai.OpenAI(api_key="k", base_url=url, default_query=changed) is not a
+
+
+def test_a_shared_client_never_keeps_a_reference_to_the_callers_containers(
+    server: StubServer,
+) -> None:
+    import openai
+
+    headers = {"X-Team": "a"}
+    query = {"tags": ["x1", ("y1", {"z1"})], "page": {"size": 10}}
+    client = openai.OpenAI(
+        api_key="k", base_url=server.openai_base_url, default_query=query, default_headers=headers
+    )
+    headers["X-Team"] = "changed"
+    query["tags"][0] = "changed"  # type: ignore[index]
+    query["tags"][1][1].add("changed")  # type: ignore[index]
+    query["page"]["size"] = 99  # type: ignore[index]
+    assert client.default_headers["X-Team"] == "a"
+    assert client._custom_query == {"tags": ["x1", ("y1", {"z1"})], "page": {"size": 10}}
+    assert type(client._custom_query["tags"][1]) is tuple
+
+
+class _Slotted:
+    """An argument that cannot be weakly referenced."""
+
+    __slots__ = ("seconds",)
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+
+def test_an_object_that_cannot_be_weakly_referenced_compares_by_identity(
+    server: StubServer,
+) -> None:
+    import openai
+
+    url = server.openai_base_url
+    slotted = _Slotted(5.0)
+    a = openai.OpenAI(api_key="k", base_url=url, default_headers={"X-Obj": slotted})
+    assert openai.OpenAI(api_key="k", base_url=url, default_headers={"X-Obj": slotted}) is a
+    other = _Slotted(5.0)
+    assert openai.OpenAI(api_key="k", base_url=url, default_headers={"X-Obj": other}) is not a
+    assert clientdedupe.stats()["openai.OpenAI"]["bypassed"] == 0
+
+
+def test_identity_parts_are_equal_only_for_the_same_live_object() -> None:
+    """The contract of the key part for objects without value semantics."""
+    from clientdedupe._key import ByIdentity, freeze
+
+    class Obj:
+        pass
+
+    one, two = Obj(), Obj()
+    assert freeze(one) == freeze(one)
+    assert freeze(one) != freeze(two)
+    assert freeze(one) != (Obj, one)  # never equal to a part of another kind
+    assert freeze(one) != "one"
+    dead = ByIdentity(Obj())  # its object is gone: equal to nothing, itself included
+    assert dead != dead
+
+
 def test_header_names_differing_only_in_case_never_share(server: StubServer) -> None:
     import openai
 
