@@ -290,7 +290,9 @@ def test_an_unknown_argument_raises_the_sdks_own_type_error(server: StubServer) 
 
     with pytest.raises(TypeError, match="no_such_argument"):
         openai.OpenAI(api_key="k", base_url=server.openai_base_url, no_such_argument=1)
-    assert clientdedupe.stats()["openai.OpenAI"]["live"] == 0
+    counts = clientdedupe.stats()["openai.OpenAI"]
+    assert counts["live"] == 0
+    assert counts["bypass_reasons"] == {"unknown keyword argument": 1}
 
 
 def test_anthropic_credentials_read_from_files_are_never_shared(

@@ -20,7 +20,7 @@ from .processes import SITECUSTOMIZE_EXAMPLE, run_python
 # A throwaway SDK shaped like the generated ones: keyword-only constructor reading its
 # key from the environment, resources holding the client, a close().
 ACME = {
-    "__init__.py": "from ._client import Acme, AsyncAcme\n",
+    "__init__.py": "from ._client import Acme, AsyncAcme, OldAcme\n",
     "_resource.py": """
         class SyncAPIResource:
             def __init__(self, client):
@@ -49,6 +49,16 @@ ACME = {
 
             def close(self):
                 self.closed = True
+
+        class OldAcme:
+            # An older release: any option accepted, the region only from the environment.
+            def __init__(self, *, api_key=None, **options):
+                self.api_key = api_key or os.environ["ACME_API_KEY"]
+                self.region = os.environ.get("ACME_REGION", "eu")
+                self.options = options
+
+            def close(self):
+                pass
 
         class AsyncAcme(Acme):
             async def close(self):
@@ -154,6 +164,22 @@ def test_with_env_only_the_named_variables_are_in_the_key(
     monkeypatch.setenv("ACME_API_KEY", "sk-acme-2")
     assert acme.Acme() is not first
     assert acme.Acme(api_key="explicit") is acme.Acme(api_key="explicit")
+
+
+def test_a_variable_of_a_parameter_the_class_lacks_is_read_whatever_the_arguments(
+    acme: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # env= names the parameters of a newer release; this one reads ACME_REGION always.
+    clientdedupe.register("acme:OldAcme", env={"api_key": "ACME_API_KEY", "region": "ACME_REGION"})
+    clientdedupe.install()
+    first = acme.OldAcme(region="us", timeout=5)
+    assert acme.OldAcme(region="us", timeout=5) is first  # **options: any keyword is keyed
+    assert acme.OldAcme(region="us", timeout=6) is not first
+    monkeypatch.setenv("ACME_REGION", "ap")
+    second = acme.OldAcme(region="us", timeout=5)
+    assert second is not first
+    assert (first.region, second.region) == ("eu", "ap")
+    assert clientdedupe.stats()["acme.OldAcme"]["bypassed"] == 0
 
 
 def test_registered_clients_follow_the_lifetime_contract(acme: Any) -> None:
