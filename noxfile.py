@@ -9,6 +9,7 @@ must reach are the ranges declared once in ``clientdedupe/_targets.py``
 warns that a version installed there is outside them.
 
     .venv/bin/nox                        # every cell, the plugin's oldest pytest, integration
+    .venv/bin/nox -t ci                  # the part .ci/run runs (the oldest cell, the plugin)
     .venv/bin/nox -s "unit(python-3.13)" # one cell
     .venv/bin/nox -s plugin_oldest       # the pytest plugin on pytest 7.0 / pluggy 1.0
     .venv/bin/nox -l                     # the list
@@ -70,16 +71,20 @@ UNIT_TESTS = (
     "2",
 )
 
-#: (cell, interpreter (None: the one running nox), requirements added to ``.[test]``).
+#: (cell, interpreter (None: the one running nox), requirements added to ``.[test]``,
+#: whether .ci/run runs it).
 #: Each requirement is resolved together with clientdedupe's own, so the installer picks
 #: the newest release inside it that the rest allows. The older majors of different
-#: packages share a cell: each cell costs a full run of the unit tests (about three minutes
-#: on 2 cores), and they are independent of one another.
-CELLS: tuple[tuple[str, str | None, tuple[str, ...]], ...] = (
+#: packages share a cell: each cell costs a full run of the unit tests (four to eight
+#: minutes on 2 cores), and they are independent of one another. CI runs the cell that
+#: moves the most (the oldest interpreter, wrapt and the older openai stack) to stay well
+#: under half an hour on a loaded machine; ``nox`` runs them all.
+CELLS: tuple[tuple[str, str | None, tuple[str, ...], bool], ...] = (
     (
         "openai-1,groq-0,anthropic-1,together-2",
         None,
         ("openai>=1,<2", "groq>=0.30,<1", "anthropic>=1,<2", "together>=2,<3"),
+        False,
     ),
     # The oldest interpreter, with the newest releases that still support it where no
     # major is asked for (openai 3 needs a newer Python: 2 is the newest there).
@@ -87,9 +92,10 @@ CELLS: tuple[tuple[str, str | None, tuple[str, ...]], ...] = (
         "python-3.9,openai-2,anthropic-0,wrapt-1.17",
         _installed_python("3.9"),
         ("openai>=2,<3", "anthropic<1", "wrapt>=1.17,<1.18"),
+        True,
     ),
     # The newest releases, on the newest interpreter.
-    ("python-3.13", _installed_python("3.13"), ()),
+    ("python-3.13", _installed_python("3.13"), (), False),
 )
 
 
@@ -106,7 +112,10 @@ def _doctor(session: nox.Session) -> None:
 @nox.session
 @nox.parametrize(
     "python,requirements",
-    [nox.param(python, requirements, id=cell) for cell, python, requirements in CELLS],
+    [
+        nox.param(python, requirements, id=cell, tags=["ci"] if in_ci else [])
+        for cell, python, requirements, in_ci in CELLS
+    ],
 )
 def unit(session: nox.Session, requirements: tuple[str, ...]) -> None:
     """The unit tests against one cell of the SDK version matrix."""
@@ -121,7 +130,7 @@ def unit(session: nox.Session, requirements: tuple[str, ...]) -> None:
 PLUGIN_OLDEST = ("pytest==7.0.*", "pluggy==1.0.*")
 
 
-@nox.session
+@nox.session(tags=["ci"])
 def plugin_oldest(session: nox.Session) -> None:
     """The pytest plugin, loaded through its entry point, on the oldest pytest and
     pluggy it supports: installed with clientdedupe, it must never be what breaks a

@@ -158,7 +158,7 @@ def test_the_tests_of_the_sdist_run(built: Built, tmp_path: Path) -> None:
     assert collected.returncode == 0, collected.stdout + collected.stderr
     assert "error" not in collected.stdout.lower().split("\n")[-2]
     ran = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_keys.py"],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_secrets.py"],
         cwd=root,
         capture_output=True,
         text=True,
@@ -199,7 +199,7 @@ def test_the_quick_start_is_two_commands_user_path_then_tests() -> None:
         "python3 -m venv .venv && .venv/bin/pip install -e '.[openai]' "
         "&& .venv/bin/clientdedupe demo"
     )
-    assert tests == ".venv/bin/pip install -e '.[test]' && .venv/bin/python -m pytest"
+    assert tests == ".venv/bin/pip install -e '.[test]' && .venv/bin/python -m pytest -n 2"
 
 
 def test_ci_runs_the_readmes_test_command() -> None:
