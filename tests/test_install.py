@@ -229,6 +229,40 @@ def test_the_import_watcher_leaves_the_real_loader_on_the_module() -> None:
     assert result.stdout.split() == ["SourceFileLoader", "SourceFileLoader"]
 
 
+def test_a_watched_module_compiled_to_an_extension_imports_as_without_the_watcher() -> None:
+    # An SDK compiled with mypyc or Cython: its loader creates the module itself.
+    result = run_python(
+        """
+        import sys
+        from clientdedupe._importhook import ImportWatcher
+        hooked = []
+        sys.meta_path.insert(0, ImportWatcher(["mmap"], hooked.append))
+        import mmap
+        buffer = mmap.mmap(-1, 8)
+        buffer.write(b"compiled")
+        print(type(mmap.__loader__).__name__, buffer[:].decode(), hooked == [mmap])
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["ExtensionFileLoader", "compiled", "True"]
+
+
+def test_the_loader_of_a_watched_module_found_before_import_answers_as_the_real_one() -> None:
+    # pkgutil.get_data, importlib.resources and tools that locate packages ask the loader.
+    result = run_python(
+        """
+        import importlib.util, pkgutil
+        import clientdedupe
+        clientdedupe.install()
+        loader = importlib.util.find_spec("groq").loader
+        print(loader.is_package("groq"), loader.get_filename("groq").endswith("__init__.py"))
+        print(len(pkgutil.get_data("groq", "py.typed")))
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "True", "0"]
+
+
 def test_uninstall_removes_the_import_watcher() -> None:
     clientdedupe.install()
     assert any(type(f).__name__ == "ImportWatcher" for f in sys.meta_path)
