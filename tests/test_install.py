@@ -263,6 +263,60 @@ def test_the_loader_of_a_watched_module_found_before_import_answers_as_the_real_
     assert result.stdout.split() == ["True", "True", "0"]
 
 
+def test_a_watched_module_served_by_a_legacy_loader_still_imports() -> None:
+    # A loader from before PEP 451 (load_module only), as old import hooks still have.
+    result = run_python(
+        """
+        import importlib.util, sys, types, warnings
+        warnings.simplefilter("ignore", ImportWarning)
+
+        class LegacyLoader:
+            def load_module(self, name):
+                module = sys.modules[name] = types.ModuleType(name)
+                module.answer = 42
+                return module
+
+        class Finder:
+            def find_spec(self, name, path=None, target=None):
+                if name == "groq":
+                    return importlib.util.spec_from_loader(name, LegacyLoader())
+                return None
+
+        sys.meta_path.insert(0, Finder())
+        import clientdedupe
+        clientdedupe.install()
+        import groq
+        print(groq.answer)
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["42"]
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="Python 3.12 dropped find_module")
+def test_a_finder_without_find_spec_on_the_path_leaves_watched_imports_working(
+    server: StubServer,
+) -> None:
+    result = run_python(
+        """
+        import sys, warnings
+        warnings.simplefilter("ignore", ImportWarning)
+
+        class OldFinder:
+            def find_module(self, name, path=None):
+                return None
+
+        import clientdedupe
+        clientdedupe.install()
+        sys.meta_path.insert(1, OldFinder())
+        import groq
+        print(groq.Groq(api_key="k", base_url=URL) is groq.Groq(api_key="k", base_url=URL))
+        """.replace("URL", repr(server.url))
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True"]
+
+
 def test_uninstall_removes_the_import_watcher() -> None:
     clientdedupe.install()
     assert any(type(f).__name__ == "ImportWatcher" for f in sys.meta_path)
