@@ -19,6 +19,7 @@ from ._targets import PROXIES
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Hashable, Mapping
+    from typing import Any
 
     from ._targets import Target
 
@@ -85,11 +86,19 @@ def freeze(value: object) -> Hashable:
 
 def holds_identity(key: object) -> bool:
     """Whether ``key`` compares some object by identity (``ByIdentity``)."""
-    kind = type(key)
-    if kind is ByIdentity:
-        return True
-    if kind is tuple or kind is frozenset:
-        return any(holds_identity(part) for part in key)  # type: ignore[attr-defined]
+    # A loop over a stack, not recursion: this runs on the hit path of async classes.
+    stack: list[Any] = [key]
+    pop, extend = stack.pop, stack.extend
+    while stack:
+        part = pop()
+        kind = type(part)
+        if kind is tuple:
+            if part and part[0] not in _SCALARS:  # (str, "x") and the like: plain data
+                extend(part)
+        elif kind is ByIdentity:
+            return True
+        elif kind is frozenset:
+            extend(part)
     return False
 
 

@@ -186,6 +186,34 @@ def test_a_client_given_an_http_client_is_shared_across_loops_as_that_pool_is_th
     assert asyncio.run(with_provider()) is not asyncio.run(with_provider())
 
 
+@pytest.mark.usefixtures("installed")
+def test_an_object_by_identity_inside_a_dict_argument_binds_the_client_to_its_loop(
+    server: StubServer,
+) -> None:
+    import openai
+
+    class Tag:  # any object that is not plain data: compared by identity
+        def __str__(self) -> str:
+            return "tenant-7"
+
+    tag = Tag()
+
+    async def build_twice() -> Any:
+        query = {"tag": tag}
+        first = openai.AsyncOpenAI(
+            api_key="k", base_url=server.openai_base_url, default_query=query
+        )
+        assert (
+            openai.AsyncOpenAI(
+                api_key="k", base_url=server.openai_base_url, default_query={"tag": tag}
+            )
+            is first
+        )
+        return first
+
+    assert asyncio.run(build_twice()) is not asyncio.run(build_twice())
+
+
 def test_loop_mode_shares_within_one_running_loop_only(server: StubServer) -> None:
     import openai
 
