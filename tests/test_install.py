@@ -317,6 +317,26 @@ def test_a_finder_without_find_spec_on_the_path_leaves_watched_imports_working(
     assert result.stdout.split() == ["True"]
 
 
+@pytest.mark.parametrize("order", ["wrapt hook first", "install first"])
+def test_wrapts_post_import_hooks_and_ours_both_run_in_either_order(order: str) -> None:
+    # OpenTelemetry's and other instrumentations use wrapt's post-import hooks.
+    register = "wrapt.register_post_import_hook(lambda m: seen.append(m.__name__), 'groq')"
+    install = "clientdedupe.install(targets=['groq'])"
+    first, second = (register, install) if order == "wrapt hook first" else (install, register)
+    result = run_python(
+        f"""
+        import wrapt, clientdedupe
+        seen = []
+        {first}
+        {second}
+        import groq
+        print(seen, groq.Groq(api_key="k") is groq.Groq(api_key="k"))
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["['groq']", "True"]
+
+
 def test_uninstall_removes_the_import_watcher() -> None:
     clientdedupe.install()
     assert any(type(f).__name__ == "ImportWatcher" for f in sys.meta_path)
