@@ -337,6 +337,29 @@ def test_wrapts_post_import_hooks_and_ours_both_run_in_either_order(order: str) 
     assert result.stdout.split() == ["['groq']", "True"]
 
 
+def test_an_sdk_served_by_a_finder_put_first_on_the_path_is_still_patched() -> None:
+    # App bundlers (PyInstaller, PEX, zipapps) put their own finder first on sys.meta_path.
+    result = run_python(
+        """
+        import importlib.machinery, sys
+
+        class BundleFinder:
+            def find_spec(self, name, path=None, target=None):
+                if name == "groq" or name.startswith("groq."):
+                    return importlib.machinery.PathFinder.find_spec(name, path)
+                return None
+
+        sys.meta_path.insert(0, BundleFinder())
+        import clientdedupe
+        clientdedupe.install(targets=["groq"])
+        import groq
+        print(groq.Groq(api_key="k") is groq.Groq(api_key="k"))
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True"]
+
+
 def test_uninstall_removes_the_import_watcher() -> None:
     clientdedupe.install()
     assert any(type(f).__name__ == "ImportWatcher" for f in sys.meta_path)
