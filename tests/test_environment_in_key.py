@@ -162,3 +162,9 @@ def test_a_proxy_variable_in_any_case_is_part_of_the_key(
     assert openai.OpenAI(api_key="k", base_url=url) is not proxied
     monkeypatch.delenv("Http_Proxy")
     assert openai.OpenAI(api_key="k", base_url=url) is direct
+    # Removed while another variable was set after it: seen too.
+    monkeypatch.setenv("Http_Proxy", "http://127.0.0.1:9")
+    monkeypatch.setenv("UNRELATED_SETTING", "1")
+    assert openai.OpenAI(api_key="k", base_url=url) is proxied
+    monkeypatch.delenv("Http_Proxy")
+    assert openai.OpenAI(api_key="k", base_url=url) is direct
