@@ -168,3 +168,9 @@ def test_a_proxy_variable_in_any_case_is_part_of_the_key(
     assert openai.OpenAI(api_key="k", base_url=url) is proxied
     monkeypatch.delenv("Http_Proxy")
     assert openai.OpenAI(api_key="k", base_url=url) is direct
+    # Replaced by another variable, so that their number stays the same: seen too.
+    monkeypatch.setenv("Http_Proxy", "http://127.0.0.1:9")
+    assert openai.OpenAI(api_key="k", base_url=url) is proxied
+    monkeypatch.delenv("Http_Proxy")
+    monkeypatch.setenv("OTHER_UNRELATED_SETTING", "1")
+    assert openai.OpenAI(api_key="k", base_url=url) is direct
