@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+import clientdedupe
 from clientdedupe._tools.stub_server import StubServer
 
 from .cases import CASES, Case
@@ -174,3 +175,40 @@ def test_a_proxy_variable_in_any_case_is_part_of_the_key(
     monkeypatch.delenv("Http_Proxy")
     monkeypatch.setenv("OTHER_UNRELATED_SETTING", "1")
     assert openai.OpenAI(api_key="k", base_url=url) is direct
+
+
+def test_an_environment_replaced_by_a_mapping_that_is_not_a_dict_still_shares(
+    server: StubServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    from collections.abc import Iterator, MutableMapping
+
+    import openai
+
+    class Environment(MutableMapping[str, str]):  # neither a dict nor reversible
+        def __init__(self, values: dict[str, str]) -> None:
+            self._values = values
+
+        def __getitem__(self, name: str) -> str:
+            return self._values[name]
+
+        def __setitem__(self, name: str, value: str) -> None:
+            self._values[name] = value
+
+        def __delitem__(self, name: str) -> None:
+            del self._values[name]
+
+        def __iter__(self) -> Iterator[str]:
+            return iter(self._values)
+
+        def __len__(self) -> int:
+            return len(self._values)
+
+    values = {"OPENAI_API_KEY": "sk-a", "https_proxy": "http://127.0.0.1:9"}
+    monkeypatch.setattr(os, "environ", Environment(values))
+    url = server.openai_base_url
+    first = openai.OpenAI(base_url=url)
+    assert openai.OpenAI(base_url=url) is first
+    del os.environ["https_proxy"]
+    assert openai.OpenAI(base_url=url) is not first
+    assert clientdedupe.stats()["openai.OpenAI"]["bypassed"] == 0
