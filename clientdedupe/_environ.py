@@ -67,13 +67,9 @@ class Binding:
             return _NO_PROXIES
         return (names, tuple(map(self.get, names)))
 
-    def snapshot(self, prefixes: tuple[str, ...]) -> frozenset[tuple[object, object]]:
-        """Every variable whose name starts with one of ``prefixes`` (all for ``""``)."""
-        items = self._data.items()
-        if "" in prefixes:
-            return frozenset(items)
-        encoded = tuple(self._encode(prefix) for prefix in prefixes)
-        return frozenset(i for i in items if i[0].startswith(encoded))  # type: ignore[attr-defined]
+    def snapshot(self) -> frozenset[tuple[object, object]]:
+        """Every variable, name and value."""
+        return frozenset(self._data.items())
 
 
 _NO_PROXIES: tuple[tuple[object, ...], tuple[object, ...]] = ((), ())

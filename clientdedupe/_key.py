@@ -138,10 +138,10 @@ class KeyBuilder:
         "_env_plan",
         "_file_params",
         "_plans",
-        "_prefixes",
         "_reads_files",
         "_unless_params",
         "_unless_variables",
+        "_whole_env",
         "target",
     )
 
@@ -169,7 +169,7 @@ class KeyBuilder:
         #: whether the proxy variables are read): computed once per call shape.
         self._plans: dict[tuple[str, ...], tuple[tuple[object, ...], bool]] = {}
         self._binding = _environ.binding()
-        self._prefixes = target.env_prefixes
+        self._whole_env = target.env_whole
         self._file_params = target.file_params
         self._unless_params = tuple(n for n in target.files_unless if n in self._defaults)
         self._unless_variables = tuple(n for n in target.files_unless if n not in self._defaults)
@@ -215,8 +215,8 @@ class KeyBuilder:
             self._refuse_files(shape, binding)
         env = tuple(map(binding.get, names))
         proxies = binding.proxies() if with_proxies else None
-        if self._prefixes:
-            env = (*env, binding.snapshot(self._prefixes))
+        if self._whole_env:
+            env = (*env, binding.snapshot())
         return (self.target, frozenset(items), env, proxies)
 
     def _rebind(self) -> _environ.Binding:

@@ -52,11 +52,11 @@ def make_target(
         # Unknown variables (an SDK may read MISTRAL_API_KEY from package mistralai,
         # or HF_TOKEN): the whole environment is in the key.
         plan: EnvPlan = (("http_client", HTTP_ENV),)
-        prefixes: tuple[str, ...] = ("",)
+        whole = True
     else:
         given = ((p, (n,) if isinstance(n, str) else tuple(n)) for p, n in env.items())
         plan = (*given, ("http_client", HTTP_ENV))
-        prefixes = ()
+        whole = False
     return Target(
         sdk,
         module,
@@ -64,7 +64,7 @@ def make_target(
         is_async=is_async,
         env=plan,
         env_always=tuple(env_always),
-        env_prefixes=prefixes,
+        env_whole=whole,
         source=source,
     )
 

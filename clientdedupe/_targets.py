@@ -69,7 +69,7 @@ class Target:
     __slots__ = (
         "env",
         "env_always",
-        "env_prefixes",
+        "env_whole",
         "file_params",
         "files_unless",
         "is_async",
@@ -88,7 +88,7 @@ class Target:
         is_async: bool | None,
         env: EnvPlan,
         env_always: tuple[str, ...] = (),
-        env_prefixes: tuple[str, ...] = (),
+        env_whole: bool = False,
         file_params: tuple[str, ...] = (),
         files_unless: tuple[str, ...] = (),
         source: str = "built-in",
@@ -104,9 +104,9 @@ class Target:
         self.env = env
         #: Variables read whatever the arguments.
         self.env_always = env_always
-        #: For a class whose variables are not known: every variable with one of these
-        #: prefixes ("" for all) is part of the key (slower: read each time).
-        self.env_prefixes = env_prefixes
+        #: For a class whose variables are not known: the whole environment is part of
+        #: the key (slower: read each time).
+        self.env_whole = env_whole
         #: Parameters that make the constructor read configuration files: a
         #: construction giving one is never shared (files are not in the key).
         self.file_params = file_params

@@ -212,3 +212,19 @@ def test_an_environment_replaced_by_a_mapping_that_is_not_a_dict_still_shares(
     del os.environ["https_proxy"]
     assert openai.OpenAI(base_url=url) is not first
     assert clientdedupe.stats()["openai.OpenAI"]["bypassed"] == 0
+
+
+def test_an_emptied_environment_still_shares(server: StubServer) -> None:
+    # A test suite's mock.patch.dict(os.environ, clear=True): no variable at all.
+    import os
+    from unittest import mock
+
+    import openai
+
+    url = server.openai_base_url
+    with mock.patch.dict(os.environ, clear=True):
+        first = openai.OpenAI(api_key="k", base_url=url)
+        assert openai.OpenAI(api_key="k", base_url=url) is first
+        os.environ["HTTPS_PROXY"] = "http://127.0.0.1:9"
+        assert openai.OpenAI(api_key="k", base_url=url) is not first
+    assert clientdedupe.stats()["openai.OpenAI"]["bypassed"] == 0
