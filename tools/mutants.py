@@ -22,8 +22,9 @@ subprocesses and real loopback servers, which mutmut and cosmic-ray handle poorl
    plus 5 s). A mutant of a module-level name also selects the tests executing the lines
    that read the name. A mutant whose lines no test executes is reported as not covered,
    without a run. To fit in an hour, a parametrization executing the same lines of the
-   module as a faster one of the same test, and a test slower than 30 s (traced) when
-   others execute the lines too, are left to ``--thorough``; a survivor says how many.
+   module as a faster one of the same test, a test slower than 30 s (traced) when
+   others execute the lines too, and the tests past 30 s (traced) of a stage are left to
+   ``--thorough``; a survivor says how many.
 5. Report: per module, killed / all and killed / non-equivalent (the mutants listed in
    ``tools/mutants-equivalent.txt`` set aside), each survivor with file:line, operator
    and mutated line, and ``tools/mutants-report.json``.
@@ -120,6 +121,9 @@ RUN_ARGS = ("-q", "-p", "no:cacheprovider", "-W", "ignore::pytest.PytestAssertRe
 HEAVY = 30.0
 #: Earlier killers tried first only if faster than this (traced), else they keep their place.
 QUICK_KILLER = 10.0
+#: Each stage of a mutant runs its tests, in order, until their (traced) baseline durations
+#: add up to this; the rest are left to ``--thorough``. A survivor costs this, not minutes.
+STAGE_BUDGET = 30.0
 
 #: Per-test watchdog: this many times the baseline duration, plus the floor, in seconds.
 TIMEOUT_FACTOR = 3.0
@@ -1092,6 +1096,19 @@ def _limits(tests: list[str], coverage: Coverage) -> dict[str, float]:
     return {t: TIMEOUT_FACTOR * coverage.durations.get(t, 1.0) + TIMEOUT_FLOOR for t in tests}
 
 
+def _within_budget(tests: list[str], coverage: Coverage) -> list[str]:
+    """The first of ``tests`` whose baseline durations add up to ``STAGE_BUDGET`` (one at
+    least)."""
+    kept: list[str] = []
+    spent = 0.0
+    for test in tests:
+        spent += coverage.durations.get(test, 0.0)
+        if kept and spent > STAGE_BUDGET:
+            break
+        kept.append(test)
+    return kept
+
+
 class Killers:
     """The tests that killed the earlier mutants of each function and module, latest
     first: a mutant tries them before the others (most mutants of a function die by the
@@ -1145,6 +1162,10 @@ def run_mutant(
             if not tests:
                 continue
             tests = killers.order(mutant, tests, coverage)
+            if not thorough:
+                kept = _within_budget(tests, coverage)
+                outcome.deferred += len(tests) - len(kept)
+                tests = kept
             limits = _limits(tests, coverage)
             run = worker.run(
                 [*RUN_ARGS, "-x", *tests],
