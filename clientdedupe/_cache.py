@@ -333,13 +333,12 @@ def close_all(victims: list[Shared]) -> None:
         try:
             if not shared.is_async:
                 client.close()  # type: ignore[attr-defined]
-                continue
-            pool = vars(client).get("_client")
-            stand_in = _pools.state_of(pool)
-            if stand_in is not None:
-                pool.close_soon()  # type: ignore[union-attr]
             else:
-                _pools.close_soon(shared.loop, pool)
+                pool = vars(client).get("_client")
+                if _pools.state_of(pool) is not None:
+                    pool.close_soon()  # type: ignore[union-attr]
+                else:
+                    _pools.close_soon(shared.loop, pool)
         except Exception:
             from ._log import logger
 

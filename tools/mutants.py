@@ -1253,8 +1253,11 @@ def plan(mutants: list[Mutant], coverage: Coverage, *, thorough: bool) -> None:
         row = rows.setdefault(mutant.module, [0, 0, 0.0, 0.0])
         row[0] += 1
         row[1] += not selection.first and not selection.second
-        row[2] += sum(coverage.durations.get(t, 0.0) for t in selection.first)
-        row[3] += sum(coverage.durations.get(t, 0.0) for t in selection.second)
+        first, second = selection.first, selection.second
+        if not thorough:
+            first, second = _within_budget(first, coverage), _within_budget(second, coverage)
+        row[2] += sum(coverage.durations.get(t, 0.0) for t in first)
+        row[3] += sum(coverage.durations.get(t, 0.0) for t in second)
     for module, (count, uncovered, first_s, second_s) in rows.items():
         print(f"{module + '.py':16} {count:7.0f} {uncovered:5.0f} {first_s:10.0f} {second_s:10.0f}")
 
