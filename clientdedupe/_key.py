@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from ._targets import Target
 
 _SCALARS = frozenset({str, int, float, bool, bytes, type(None), complex})
-_MISSING = object()  # a parameter without a default
 _UNKNOWN = object()  # not a parameter at all
 _MAX_PLANS = 256
 
@@ -149,7 +148,7 @@ class KeyBuilder:
         self.target = target
         parameters = list(inspect.signature(init).parameters.values())[1:]
         self._defaults: dict[str, object] = {
-            p.name: (_MISSING if p.default is p.empty else p.default)
+            p.name: p.default  # inspect.Parameter.empty for one without a default
             for p in parameters
             if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
         }

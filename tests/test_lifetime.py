@@ -264,6 +264,52 @@ def test_an_evicted_client_still_never_closes_under_its_other_holders(server: St
     assert ask(theirs, "ok") == "echo: ok"
 
 
+def test_an_idle_client_evicted_is_closed_and_says_so(
+    server: StubServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    import openai
+
+    clientdedupe.uninstall()
+    clientdedupe.install(max_clients=1)
+    url = server.openai_base_url
+    with openai.OpenAI(api_key="a", base_url=url) as idle:  # a client per request
+        ask(idle)
+    assert not idle.is_closed()  # kept for the next request
+    [fingerprint] = clientdedupe.stats()["openai.OpenAI"]["clients"]
+    caplog.set_level("DEBUG", logger="clientdedupe")
+    openai.OpenAI(api_key="b", base_url=url)  # evicts it: nobody holds it
+    assert idle.is_closed()
+    assert server.settled_open_connections() == 0
+    assert [m for m in caplog.messages if m.startswith("closed an idle")] == [
+        f"closed an idle openai.OpenAI [{fingerprint}]"
+    ]
+
+
+def test_an_idle_async_client_evicted_has_its_pools_closed_and_says_so(
+    server: StubServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    import openai
+
+    clientdedupe.uninstall()
+    clientdedupe.install(max_clients=1)
+    url = server.openai_base_url
+
+    async def request() -> openai.AsyncOpenAI:
+        async with openai.AsyncOpenAI(api_key="a", base_url=url) as client:
+            await Case.aask(client)
+        return client
+
+    idle = asyncio.run(request())
+    [fingerprint] = clientdedupe.stats()["openai.AsyncOpenAI"]["clients"]
+    caplog.set_level("DEBUG", logger="clientdedupe")
+    openai.AsyncOpenAI(api_key="b", base_url=url)  # evicts it: nobody holds it
+    assert idle.is_closed()
+    assert server.settled_open_connections() == 0
+    assert [m for m in caplog.messages if m.startswith("closed an idle")] == [
+        f"closed an idle openai.AsyncOpenAI [{fingerprint}]"
+    ]
+
+
 def test_cache_clear_forgets_shared_clients_and_holders_keep_theirs(server: StubServer) -> None:
     import openai
 

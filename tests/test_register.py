@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ from .processes import SITECUSTOMIZE_EXAMPLE, run_python
 # A throwaway SDK shaped like the generated ones: keyword-only constructor reading its
 # key from the environment, resources holding the client, a close().
 ACME = {
-    "__init__.py": "from ._client import Acme, AsyncAcme, OldAcme\n",
+    "__init__.py": "from ._client import Acme, AsyncAcme, AsyncPooled, OldAcme\n",
     "_resource.py": """
         class SyncAPIResource:
             def __init__(self, client):
@@ -63,6 +64,21 @@ ACME = {
         class AsyncAcme(Acme):
             async def close(self):
                 self.closed = True
+
+        class Pool:
+            closed = False
+
+            async def aclose(self):
+                self.closed = True
+
+        class AsyncPooled(Acme):
+            # Its pool is not one clientdedupe can make one per event loop.
+            def __init__(self, **options):
+                super().__init__(**options)
+                self._client = Pool()
+
+            async def close(self):
+                await self._client.aclose()
 
         class Unhashable(Acme):
             __hash__ = None
@@ -345,3 +361,36 @@ def test_doctor_lists_registered_targets_with_their_source(tmp_path: Path) -> No
     assert result.returncode == 0, result.stderr
     assert "acme.Acme                          environment: would be patched" in result.stdout
     assert "acme.unsafe.OwnNew" in result.stdout and "defines its own __new__" in result.stdout
+
+
+def test_an_eviction_whose_close_fails_never_fails_the_construction(
+    acme: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def close(self: object) -> None:
+        raise OSError("the SDK's close failed")
+
+    monkeypatch.setattr(acme.Acme, "close", close)
+    clientdedupe.register("acme:Acme")
+    clientdedupe.install(max_clients=1)
+    acme.Acme(region="us").close()  # idle: its only holder is done with it
+    caplog.set_level("DEBUG", logger="clientdedupe")
+    assert acme.Acme(region="eu").region == "eu"  # evicts the idle one, whose close fails
+    assert "closing an idle acme.Acme failed" in caplog.messages
+
+
+def test_an_idle_async_client_evicted_in_its_event_loop_has_its_pool_closed(
+    acme: Any,
+) -> None:
+    clientdedupe.register("acme:AsyncPooled")
+    clientdedupe.install(max_clients=1)
+
+    async def main() -> Any:
+        idle = acme.AsyncPooled(region="us")
+        await idle.close()  # its only holder is done: kept for the next one in this loop
+        assert not idle._client.closed
+        acme.AsyncPooled(region="eu")  # evicts it
+        # Its pool is closed by a task of this loop, queued before this one resumes.
+        await asyncio.sleep(0)
+        return idle._client
+
+    assert asyncio.run(main()).closed
