@@ -308,3 +308,85 @@ def test_anthropic_credentials_read_from_files_are_never_shared(
     # A key from the environment, or given, is enough to share.
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant")
     assert anthropic.Anthropic(base_url=server.url) is anthropic.Anthropic(base_url=server.url)
+
+
+def test_an_argument_given_as_its_default_hides_none_of_the_others(server: StubServer) -> None:
+    import openai
+
+    url = server.openai_base_url
+    # max_retries=2 is the default object itself: skipped, and the key goes on.
+    a = openai.OpenAI(max_retries=2, api_key="tenant-a", base_url=url)
+    b = openai.OpenAI(max_retries=2, api_key="tenant-b", base_url=url)
+    assert a is not b
+    assert openai.OpenAI(api_key="tenant-a", base_url=url) is a
+
+
+def test_anthropic_configuration_read_from_files_is_never_shared(
+    server: StubServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    import inspect
+
+    import anthropic
+
+    if "profile" not in inspect.signature(anthropic.Anthropic.__init__).parameters:
+        pytest.skip("this anthropic has no profiles")
+    monkeypatch.setenv("ANTHROPIC_CONFIG_DIR", str(tmp_path))  # no profile there
+    with pytest.raises(anthropic.CredentialsError):  # the SDK's own error, as without us
+        anthropic.Anthropic(base_url=server.url, profile="work")
+    counts = clientdedupe.stats()["anthropic.Anthropic"]
+    assert counts["bypass_reasons"] == {"configuration read from files": 1}
+
+
+def _key_builder(**files: tuple[str, ...]) -> Any:
+    """The key builder of a class whose constructor reads configuration files as the
+    ``file_params`` and ``files_unless`` of its target say."""
+    from clientdedupe._key import KeyBuilder
+    from clientdedupe._targets import Sdk, Target
+
+    def __init__(
+        self: object, *, api_key: str | None = None, profile: str | None = None
+    ) -> None: ...
+
+    target = Target(Sdk("acme", "acme", (1, 2)), "acme", "Acme", is_async=False, env=(), **files)
+    return KeyBuilder(target, __init__)
+
+
+@pytest.mark.parametrize(
+    "files",
+    [
+        {"file_params": ("profile",)},
+        {"file_params": ("profile",), "files_unless": ("api_key",)},
+        {"file_params": ("profile",), "files_unless": ("ACME_API_KEY",)},
+    ],
+    ids=["file parameter", "and a key parameter", "and a key variable"],
+)
+def test_a_file_parameter_given_is_refused_whatever_else_the_class_reads(
+    monkeypatch: pytest.MonkeyPatch, files: dict[str, tuple[str, ...]]
+) -> None:
+    from clientdedupe._key import Unkeyable
+
+    monkeypatch.setenv("ACME_API_KEY", "sk-acme")
+    build = _key_builder(**files).build
+    with pytest.raises(Unkeyable, match="configuration read from files"):
+        build((), {"api_key": "k", "profile": "work"})
+    build((), {"api_key": "k"})  # keyed
+
+
+@pytest.mark.parametrize(
+    ("files_unless", "sharing_arguments"),
+    [(("api_key",), {"api_key": "k"}), (("ACME_API_KEY",), {})],
+    ids=["a key parameter", "a key variable"],
+)
+def test_credentials_are_refused_only_without_what_spares_the_files(
+    monkeypatch: pytest.MonkeyPatch,
+    files_unless: tuple[str, ...],
+    sharing_arguments: dict[str, str],
+) -> None:
+    from clientdedupe._key import Unkeyable
+
+    monkeypatch.setenv("ACME_API_KEY", "sk-acme")
+    build = _key_builder(files_unless=files_unless).build
+    build((), sharing_arguments)  # keyed
+    monkeypatch.delenv("ACME_API_KEY")
+    with pytest.raises(Unkeyable, match="credentials read from files"):
+        build((), {})

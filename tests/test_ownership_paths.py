@@ -1,0 +1,231 @@
+"""SPEC §6 and §9: who uses a shared pool, on the less travelled paths — copies of
+copies, a close or a copy made from code that interrupts clientdedupe's own critical
+section (a signal handler, a debugger, a profiler), a client closed twice over, and
+registered classes whose objects take no weak reference."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import pytest
+
+import clientdedupe
+from clientdedupe import _targets
+from clientdedupe._tools.stub_server import StubServer
+
+from .cases import Case
+
+KEPT_OPEN = "kept open for its other users"
+
+
+# -- code running inside clientdedupe's critical section ----------------------------------
+
+
+class Interruption:
+    """What ran while a construction was inside clientdedupe's critical section."""
+
+    def __init__(self) -> None:
+        self.runs = 0
+        self.errors: list[BaseException] = []
+
+
+def _interrupting(action: Callable[[], object]) -> Callable[[Callable[[], object]], Interruption]:
+    """``run(construct)``: calls ``construct()`` and, once, ``action()`` in the middle of
+    it, at the moment the new client is registered, with clientdedupe's lock held: as a
+    signal handler or a debugger stopped there would. A profile hook is the only way to
+    pick that moment exactly; it is not a mock, everything it calls is the real code."""
+
+    def run(construct: Callable[[], object]) -> Interruption:
+        seen = Interruption()
+
+        def hook(frame: FrameType, event: str, arg: object) -> None:
+            if (
+                seen.runs == 0
+                and event == "call"
+                and frame.f_code.co_name == "register"
+                and frame.f_globals.get("__name__") == "clientdedupe._ownership"
+            ):
+                seen.runs += 1
+                try:
+                    action()
+                except BaseException as error:  # reported to the test, never swallowed
+                    seen.errors.append(error)
+
+        previous = sys.getprofile()
+        sys.setprofile(hook)
+        try:
+            construct()
+        finally:
+            sys.setprofile(previous)
+        return seen
+
+    return run
+
+
+@pytest.mark.usefixtures("installed")
+def test_a_close_from_code_interrupting_the_critical_section_keeps_the_pool_open(
+    server: StubServer,
+) -> None:
+    import openai
+
+    url = server.openai_base_url
+    mine = openai.OpenAI(api_key="k", base_url=url)
+    theirs = openai.OpenAI(api_key="k", base_url=url)
+    assert mine is theirs
+    seen = _interrupting(mine.close)(lambda: openai.OpenAI(api_key="another", base_url=url))
+    assert seen.runs == 1
+    assert seen.errors == []  # close() never raises, wherever it is called from
+    assert not theirs.is_closed()
+    assert Case.ask(theirs, "still open") == "echo: still open"
+
+
+@pytest.mark.usefixtures("installed")
+def test_a_copy_made_from_code_interrupting_the_critical_section_still_counts_as_a_user(
+    server: StubServer,
+) -> None:
+    import openai
+
+    url = server.openai_base_url
+    shared = openai.OpenAI(api_key="k", base_url=url)
+    copies: list[Any] = []
+    seen = _interrupting(lambda: copies.append(shared.with_options(timeout=5)))(
+        lambda: openai.OpenAI(api_key="another", base_url=url)
+    )
+    assert (seen.runs, seen.errors) == (1, [])
+    [derived] = copies
+    clientdedupe.cache_clear()  # only its holder and the copy use the pool now
+    shared.close()  # the last holder: the copy still uses the pool
+    assert Case.ask(derived, "copy") == "echo: copy"
+    derived.close()  # the last user of the pool: really closed
+    assert shared.is_closed()
+    assert server.settled_open_connections() == 0
+
+
+# -- copies of copies, and copies of a closed client --------------------------------------
+
+
+@pytest.mark.usefixtures("installed")
+def test_a_copy_of_a_copy_counts_as_a_user_of_the_shared_pool(server: StubServer) -> None:
+    import openai
+
+    shared = openai.OpenAI(api_key="k", base_url=server.openai_base_url)
+    derived = shared.with_options(timeout=5)
+    grandchild = derived.with_options(max_retries=1)
+    assert grandchild._client is shared._client
+    clientdedupe.cache_clear()
+    shared.close()
+    derived.close()
+    assert Case.ask(grandchild, "last user") == "echo: last user"
+    grandchild.close()
+    assert shared.is_closed()
+
+
+@pytest.mark.usefixtures("installed")
+def test_closing_a_copy_of_a_closed_client_reaches_the_callers_http_client_as_plain_does(
+    server: StubServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    import openai
+
+    class CountingClient(openai.DefaultHttpxClient):
+        """A caller's own ``http_client`` that counts the ``close()`` calls reaching it."""
+
+        closes = 0
+
+        def close(self) -> None:
+            self.closes += 1
+            super().close()
+
+    caplog.set_level(logging.DEBUG, logger="clientdedupe")
+    pool = CountingClient()
+    client = openai.OpenAI(api_key="k", base_url=server.openai_base_url, http_client=pool)
+    assert Case.ask(client) == "echo: hi"
+    client.close()  # its only holder, on the caller's http_client: closed at once
+    assert (client.is_closed(), pool.closes) == (True, 1)
+    derived = client.with_options(timeout=5)
+    assert derived._client is pool
+    derived.close()
+    # Without clientdedupe each close() reaches the pool; nothing was kept open.
+    assert pool.closes == 2
+    assert not [r for r in caplog.records if KEPT_OPEN in r.getMessage()]
+
+
+# -- registered classes whose objects take no weak reference ------------------------------
+
+SLIM = """
+    class Connection:
+        # A connection object without weak-reference support: __slots__, no __weakref__.
+        __slots__ = ("open",)
+
+        def __init__(self):
+            self.open = True
+
+
+    class View:
+        # What Slim.copy() returns: a light object on the same connection, with a
+        # __dict__ but no __weakref__.
+        __slots__ = ("__dict__",)
+
+        def __init__(self, connection):
+            self._client = connection
+
+
+    class Slim:
+        def __init__(self, *, api_key="k", region="eu"):
+            self.api_key = api_key
+            self.region = region
+            self._client = Connection()
+
+        def copy(self, **changes):
+            return View(self._client)
+
+        def close(self):
+            self._client.open = False
+"""
+
+
+@pytest.fixture
+def slim(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A throwaway SDK, registered and installed; forgotten after the test."""
+    (tmp_path / "slim_sdk.py").write_text(textwrap.dedent(SLIM))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    slim_sdk = importlib.import_module("slim_sdk")
+
+    registered = list(_targets.registered)
+    try:
+        clientdedupe.register("slim_sdk:Slim", env={"api_key": "SLIM_API_KEY"})
+        clientdedupe.install()
+        yield slim_sdk
+    finally:
+        clientdedupe.uninstall()
+        _targets.registered[:] = registered
+        sys.modules.pop("slim_sdk", None)
+
+
+def test_a_registered_client_whose_connection_takes_no_weak_reference_is_shared(
+    slim: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="clientdedupe")
+    first = slim.Slim(region="us")
+    second = slim.Slim(region="us")
+    assert second is first
+    assert clientdedupe.stats()["slim_sdk.Slim"]["built"] == 1
+    first.close()
+    assert first._client.open  # another holder
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_a_copy_that_takes_no_weak_reference_is_returned_as_without_clientdedupe(
+    slim: Any,
+) -> None:
+    shared = slim.Slim()
+    view = shared.copy(region="us")
+    assert type(view) is slim.View
+    assert view._client is shared._client
+    assert slim.Slim() is shared
