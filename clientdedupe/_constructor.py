@@ -278,7 +278,8 @@ def make_new(
             client = None
             reason = "built inside another construction of the same client"
         except Stale as stale:
-            discard(stale.client)
+            if kwargs.get("http_client") is None:  # a caller's is never closed (SPEC §6)
+                discard(stale.client)
             client = None
             reason = "uninstalled during the construction"
         except BaseException:

@@ -295,6 +295,30 @@ def test_an_async_client_built_while_uninstalling_is_closed_and_a_working_one_re
     assert asyncio.run(use()) == "echo: after"
 
 
+def test_a_client_built_while_uninstalling_leaves_the_callers_http_client_open(
+    server: StubServer,
+) -> None:
+    import openai
+
+    layer = Layer(openai.OpenAI)
+    clientdedupe.install()
+    http_client = openai.DefaultHttpxClient()
+    try:
+        client = construct_while_uninstalling(
+            layer,
+            lambda: openai.OpenAI(
+                api_key="k", base_url=server.openai_base_url, http_client=http_client
+            ),
+        )
+    finally:
+        clientdedupe.uninstall()
+        layer.restore()
+    assert not http_client.is_closed  # the caller's: never closed by us
+    with client:
+        assert Case.ask(client, "after") == "echo: after"
+    assert http_client.is_closed  # by its own client's close, as without clientdedupe
+
+
 def test_a_client_built_while_uninstalling_in_a_loop_has_its_pool_closed_in_that_loop(
     gizmo: Any, server: StubServer
 ) -> None:
