@@ -155,12 +155,6 @@ def _sweep_locked() -> None:
             found.abandon()
 
 
-def sweep() -> None:
-    """Forget the keepers of event loops that closed without finalising them."""
-    with _lock:
-        _sweep_locked()
-
-
 def open_pools() -> dict[int, int]:
     """id(PoolsState) → how many loop pools it has open now."""
     counts: dict[int, int] = {}

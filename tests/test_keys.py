@@ -319,6 +319,10 @@ def test_an_argument_given_as_its_default_hides_none_of_the_others(server: StubS
     b = openai.OpenAI(max_retries=2, api_key="tenant-b", base_url=url)
     assert a is not b
     assert openai.OpenAI(api_key="tenant-a", base_url=url) is a
+    # A "not given" marker spelled out is skipped too, and the key goes on.
+    c = openai.OpenAI(timeout=openai.NotGiven(), api_key="tenant-c", base_url=url)
+    assert c is not a
+    assert openai.OpenAI(api_key="tenant-c", base_url=url) is c
 
 
 def test_anthropic_configuration_read_from_files_is_never_shared(

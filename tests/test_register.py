@@ -21,7 +21,7 @@ from .processes import SITECUSTOMIZE_EXAMPLE, run_python
 # A throwaway SDK shaped like the generated ones: keyword-only constructor reading its
 # key from the environment, resources holding the client, a close().
 ACME = {
-    "__init__.py": "from ._client import Acme, AsyncAcme, AsyncPooled, OldAcme\n",
+    "__init__.py": "from ._client import Acme, AsyncAcme, AsyncPooled, OldAcme, Omit, Tuned\n",
     "_resource.py": """
         class SyncAPIResource:
             def __init__(self, client):
@@ -50,6 +50,16 @@ ACME = {
 
             def close(self):
                 self.closed = True
+
+        class Omit:
+            # This SDK's "not given" marker, as openai's NotGiven and Omit.
+            pass
+
+        class Tuned(Acme):
+            # Defaults of the kinds a constructor spells: a float, a marker of its own.
+            def __init__(self, *, api_key=None, region="eu", timeout=60.0, retries=Omit()):
+                super().__init__(api_key=api_key, region=region)
+                self.timeout = timeout
 
         class OldAcme:
             # An older release: any option accepted, the region only from the environment.
@@ -394,3 +404,14 @@ def test_an_idle_async_client_evicted_in_its_event_loop_has_its_pool_closed(
         return idle._client
 
     assert asyncio.run(main()).closed
+
+
+def test_defaults_spelled_out_share_the_client_of_defaults_left_out(acme: Any) -> None:
+    clientdedupe.register("acme:Tuned")
+    clientdedupe.install()
+    plain = acme.Tuned()
+    # Equal to the defaults, not the same objects: a new str, float and marker.
+    region, timeout = "".join(["e", "u"]), float("60")
+    assert acme.Tuned(region=region, timeout=timeout, retries=acme.Omit()) is plain
+    assert acme.Tuned(region="us") is not plain
+    assert acme.Tuned(timeout=61.0) is not plain
