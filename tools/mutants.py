@@ -122,7 +122,8 @@ HEAVY = 30.0
 #: Earlier killers tried first only if faster than this (traced), else they keep their place.
 QUICK_KILLER = 10.0
 #: Each stage of a mutant runs its tests, in order, until their (traced) baseline durations
-#: add up to this; the rest are left to ``--thorough``. A survivor costs this, not minutes.
+#: add up to this (``--budget``); the rest are left to ``--thorough``. A survivor costs
+#: about this, not minutes.
 STAGE_BUDGET = 30.0
 
 #: Per-test watchdog: this many times the baseline duration, plus the floor, in seconds.
@@ -1096,14 +1097,14 @@ def _limits(tests: list[str], coverage: Coverage) -> dict[str, float]:
     return {t: TIMEOUT_FACTOR * coverage.durations.get(t, 1.0) + TIMEOUT_FLOOR for t in tests}
 
 
-def _within_budget(tests: list[str], coverage: Coverage) -> list[str]:
-    """The first of ``tests`` whose baseline durations add up to ``STAGE_BUDGET`` (one at
-    least)."""
+def _within_budget(tests: list[str], coverage: Coverage, budget: float) -> list[str]:
+    """The first of ``tests`` whose baseline durations add up to ``budget`` seconds (one
+    at least)."""
     kept: list[str] = []
     spent = 0.0
     for test in tests:
         spent += coverage.durations.get(test, 0.0)
-        if kept and spent > STAGE_BUDGET:
+        if kept and spent > budget:
             break
         kept.append(test)
     return kept
@@ -1148,6 +1149,7 @@ def run_mutant(
     killers: Killers,
     *,
     thorough: bool,
+    budget: float,
 ) -> Outcome:
     selection = coverage.select(mutant, thorough=thorough)
     if not selection.first and not selection.second:
@@ -1163,7 +1165,7 @@ def run_mutant(
                 continue
             tests = killers.order(mutant, tests, coverage)
             if not thorough:
-                kept = _within_budget(tests, coverage)
+                kept = _within_budget(tests, coverage, budget)
                 outcome.deferred += len(tests) - len(kept)
                 tests = kept
             limits = _limits(tests, coverage)
@@ -1203,6 +1205,7 @@ def run_all(
     *,
     skip: set[str],
     thorough: bool,
+    budget: float,
 ) -> dict[str, Outcome]:
     outcomes: dict[str, Outcome] = {}
     pending: queue.Queue[Mutant] = queue.Queue()
@@ -1225,7 +1228,9 @@ def run_all(
             except queue.Empty:
                 return
             source = sources[mutant.module]
-            outcome = run_mutant(worker, mutant, source, coverage, killers, thorough=thorough)
+            outcome = run_mutant(
+                worker, mutant, source, coverage, killers, thorough=thorough, budget=budget
+            )
             with lock:
                 outcomes[mutant.ident] = outcome
                 done += 1
@@ -1243,7 +1248,7 @@ def run_all(
     return outcomes
 
 
-def plan(mutants: list[Mutant], coverage: Coverage, *, thorough: bool) -> None:
+def plan(mutants: list[Mutant], coverage: Coverage, *, thorough: bool, budget: float) -> None:
     """What the mutants would cost, by module, in seconds of their tests' (traced)
     baseline durations: all of them, as for a mutant that survives."""
     print(f"{'module':16} {'mutants':>7} {'uncov':>5} {'stage 1 s':>10} {'stage 2 s':>10}")
@@ -1255,7 +1260,8 @@ def plan(mutants: list[Mutant], coverage: Coverage, *, thorough: bool) -> None:
         row[1] += not selection.first and not selection.second
         first, second = selection.first, selection.second
         if not thorough:
-            first, second = _within_budget(first, coverage), _within_budget(second, coverage)
+            first = _within_budget(first, coverage, budget)
+            second = _within_budget(second, coverage, budget)
         row[2] += sum(coverage.durations.get(t, 0.0) for t in first)
         row[3] += sum(coverage.durations.get(t, 0.0) for t in second)
     for module, (count, uncovered, first_s, second_s) in rows.items():
@@ -1424,6 +1430,15 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         " the subprocess tests and the slowest tests too (hours, not one)",
     )
     parser.add_argument(
+        "--budget",
+        type=float,
+        default=STAGE_BUDGET,
+        metavar="SECONDS",
+        help="per stage of a mutant, the (traced) baseline seconds of the tests run before"
+        f" the rest are left to --thorough (default {STAGE_BUDGET:.0f}; lower: a quicker,"
+        " rougher run)",
+    )
+    parser.add_argument(
         "--check-equivalent",
         action="store_true",
         help="run the mutants listed as equivalent too, to check the claims",
@@ -1495,7 +1510,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     print(f"{len(mutants)} mutants of {', '.join(options.modules)}")
     if options.plan and options.coverage_file is not None and options.coverage_file.exists():
-        plan(mutants, Coverage.load(options.coverage_file), thorough=options.thorough)
+        plan(
+            mutants,
+            Coverage.load(options.coverage_file),
+            thorough=options.thorough,
+            budget=options.budget,
+        )
         return 0
     workdir = Path(tempfile.mkdtemp(prefix="clientdedupe-mutants-"))
     files = _source_files(repo)
@@ -1521,11 +1541,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         for test, outcome in sorted(coverage.failing.items()):
             print(f"  baseline: {test} {outcome}: never selected")
         if options.plan:
-            plan(mutants, coverage, thorough=options.thorough)
+            plan(mutants, coverage, thorough=options.thorough, budget=options.budget)
             return 0
         skip = set() if options.check_equivalent else set(equivalents)
         outcomes = run_all(
-            workers, mutants, sources, coverage, skip=skip, thorough=options.thorough
+            workers,
+            mutants,
+            sources,
+            coverage,
+            skip=skip,
+            thorough=options.thorough,
+            budget=options.budget,
         )
     finally:
         for worker in workers:
@@ -1540,6 +1566,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "cpus": os.cpu_count(),
         "workers": options.workers,
         "thorough": options.thorough,
+        "budget": options.budget,
         "modules": options.modules,
     }
     report_path = options.report or here / "mutants-report.json"
