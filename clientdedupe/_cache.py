@@ -196,7 +196,6 @@ class ClientCache(_ownership.Cache):
                     weak=built.weak,
                     owns_pool=built.owns_pool,
                 )
-                shared.holders = 1
                 counters.built += 1
                 _ownership.register(shared)
                 if generation == self._generation:

@@ -88,7 +88,7 @@ class Shared:
         loop: object,
         is_async: bool,
         weak: bool,
-        owns_pool: bool = True,
+        owns_pool: bool,
     ) -> None:
         self.cache = cache
         self.key = key
@@ -108,7 +108,7 @@ class Shared:
         self.client: object | None = None
         self.client_id = id(client)
         self.ref = weakref.ref(client, self._died)
-        self.holders = 0
+        self.holders = 1  # the construction that built it
         self.cached = False
         self.closed = False
         #: ids of the open with_options()/copy() clients sharing its pool
