@@ -49,15 +49,15 @@ class Built:
 
     __slots__ = ("client", "is_async", "owns_pool", "unshared", "weak")
 
-    def __init__(self, client: object, *, is_async: bool, weak: bool) -> None:
+    def __init__(self, client: object, *, is_async: bool, weak: bool, owns_pool: bool) -> None:
         self.client = client
         self.is_async = is_async
         #: Held weakly: its key holds an object by identity.
         self.weak = weak
+        #: False when built on the caller's ``http_client`` (see ``Shared.owns_pool``).
+        self.owns_pool = owns_pool
         #: Why it must not be shared after all, or None.
         self.unshared: str | None = None
-        #: False when built on the caller's ``http_client`` (see ``Shared.owns_pool``).
-        self.owns_pool = True
 
 
 class Stale(Exception):

@@ -203,9 +203,9 @@ def make_new(
         except BaseException:
             del arguments, kwargs, key  # never in the traceback's locals (SPEC §7)
             raise
-        built = Built(client, is_async=is_async, weak=holds_identity(key))
-        built.owns_pool = arguments.get("http_client") is None
-        if is_async and pool_classes and arguments.get("http_client") is None:
+        owns_pool = arguments.get("http_client") is None
+        built = Built(client, is_async=is_async, weak=holds_identity(key), owns_pool=owns_pool)
+        if is_async and pool_classes and owns_pool:
             pool = vars(client).get("_client")
             if type(pool) in pool_classes:
                 # Bypass __setattr__: this is not a holder's change.

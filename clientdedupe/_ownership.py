@@ -271,7 +271,7 @@ def _release_locked(client: object) -> str:
         shared = found[1]  # a copy.copy() of a shared client, or the like
     if shared.closed:
         return CLOSE
-    if shared.holders or shared.copies or shared.cached:
+    if shared.holders or shared.copies or (shared.cached and shared.owns_pool):
         return KEEP
     # The last user of the pool: the client it was copied from is no longer held.
     return _close_locked(shared)

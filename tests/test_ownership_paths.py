@@ -229,3 +229,19 @@ def test_a_copy_that_takes_no_weak_reference_is_returned_as_without_clientdedupe
     assert type(view) is slim.View
     assert view._client is shared._client
     assert slim.Slim() is shared
+
+
+@pytest.mark.usefixtures("installed")
+def test_the_last_close_of_a_copy_of_a_client_on_a_callers_http_client_closes_it(
+    server: StubServer,
+) -> None:
+    import openai
+
+    own = openai.DefaultHttpxClient()
+    client = openai.OpenAI(api_key="k", base_url=server.openai_base_url, http_client=own)
+    copy = client.with_options(timeout=5)
+    client.close()
+    assert not own.is_closed  # its copy still uses it
+    copy.close()
+    assert own.is_closed  # the last use of the caller's pool: closed, as plain closes it
+    assert clientdedupe.stats()["openai.OpenAI"]["live"] == 0
