@@ -200,6 +200,16 @@ def owner_of(client: object) -> Shared | None:
     found = _copies.get(id(client))
     if found is not None and found[0]() is client:
         return found[1]
+    return _user_of_pool(client)
+
+
+def _user_of_pool(client: object) -> Shared | None:
+    """The record of the shared client whose pool ``client`` uses (a ``copy.copy()``
+    of it, a copy of a copy already closed, and the like), or None."""
+    pool = getattr(client, "__dict__", {}).get("_client")
+    found = _pools.get(id(pool)) if pool is not None else None
+    if found is not None and found[0]() is pool:
+        return found[1]
     return None
 
 
@@ -264,11 +274,10 @@ def _release_locked(client: object) -> str:
         shared = found[1]
         shared.copies.discard(id(client))
     else:
-        pool = getattr(client, "__dict__", {}).get("_client")
-        found = _pools.get(id(pool)) if pool is not None else None
-        if found is None or found[0]() is not pool:
+        user_of = _user_of_pool(client)
+        if user_of is None:
             return CLOSE  # not ours: close as usual
-        shared = found[1]  # a copy.copy() of a shared client, or the like
+        shared = user_of
     if shared.closed:
         return CLOSE
     if shared.holders or shared.copies or (shared.cached and shared.owns_pool):

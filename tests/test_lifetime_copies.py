@@ -43,6 +43,22 @@ def test_copies_and_copies_of_copies_made_after_uninstall_keep_the_pool_for_each
 
 
 @pytest.mark.usefixtures("installed")
+def test_a_copy_of_a_closed_copy_made_after_uninstall_never_closes_the_pool_of_holders(
+    server: StubServer,
+) -> None:
+    import openai
+
+    url = server.openai_base_url
+    mine, theirs = (openai.OpenAI(api_key="k", base_url=url) for _ in range(2))
+    clientdedupe.uninstall()
+    closed_copy = mine.with_options(timeout=5)
+    closed_copy.close()
+    closed_copy.with_options(timeout=6).close()  # the pool's still held: kept open
+    assert not theirs.is_closed()
+    assert Case.ask(theirs, "still mine") == "echo: still mine"
+
+
+@pytest.mark.usefixtures("installed")
 def test_a_copy_on_its_own_http_client_after_uninstall_closes_its_own_pool(
     server: StubServer,
 ) -> None:
