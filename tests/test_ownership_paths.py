@@ -9,6 +9,7 @@ import importlib
 import logging
 import sys
 import textwrap
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
@@ -84,6 +85,32 @@ def test_a_close_from_code_interrupting_the_critical_section_keeps_the_pool_open
     assert seen.errors == []  # close() never raises, wherever it is called from
     assert not theirs.is_closed()
     assert Case.ask(theirs, "still open") == "echo: still open"
+
+
+@pytest.mark.usefixtures("installed")
+def test_a_construction_from_code_interrupting_the_critical_section_is_built_plain(
+    server: StubServer,
+) -> None:
+    import openai
+
+    url = server.openai_base_url
+    built: list[Any] = []
+    seen = _interrupting(lambda: built.append(openai.OpenAI(api_key="inner", base_url=url)))(
+        lambda: openai.OpenAI(api_key="outer", base_url=url)
+    )
+    assert (seen.runs, seen.errors) == (1, [])
+    [inner] = built
+    assert Case.ask(inner, "plain") == "echo: plain"
+    # Built as without clientdedupe, never cached: the cache was mid-update under it.
+    assert openai.OpenAI(api_key="inner", base_url=url) is not inner
+    # And the lock was left as it was found: another thread constructs at once.
+    other: list[Any] = []
+    thread = threading.Thread(
+        target=lambda: other.append(openai.OpenAI(base_url=url, api_key="outer")), daemon=True
+    )
+    thread.start()
+    thread.join(60)
+    assert other == [openai.OpenAI(api_key="outer", base_url=url)]
 
 
 @pytest.mark.usefixtures("installed")
