@@ -136,15 +136,14 @@ def _keeper_locked(runner: object) -> Keeper:
     return found
 
 
-def on_loop_end(hook: LoopHook) -> bool:
-    """Run ``hook(loop)`` inside the running loop as it ends; False outside a loop."""
+def on_loop_end(hook: LoopHook) -> None:
+    """Run ``hook(loop)`` inside the running loop as it ends (nothing outside a loop)."""
     found = keeper()
     if found is None:
-        return False
+        return
     with _lock:
         if hook not in found.hooks:
             found.hooks.append(hook)
-    return True
 
 
 def _sweep_locked() -> None:
