@@ -270,7 +270,8 @@ def _release_locked(client: object) -> str:
         return _close_locked(shared)
     found = _copies.get(id(client))
     if found is not None and found[0]() is client:
-        del _copies[id(client)]
+        # Still recorded until it dies (its weakref callback): closed again after
+        # uninstall(), or copied, it must still be known as a user of this pool.
         shared = found[1]
         shared.copies.discard(id(client))
     else:
@@ -314,7 +315,7 @@ def records() -> list[Shared]:
 
 
 def copies() -> list[object]:
-    """Every open copy alive."""
+    """Every copy alive (closed ones too)."""
     return [copy for copy in (ref() for ref, _ in list(_copies.values())) if copy is not None]
 
 
