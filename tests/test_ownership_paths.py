@@ -12,13 +12,12 @@ import textwrap
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import pytest
 
 import clientdedupe
-from clientdedupe import _targets
+from clientdedupe import _ownership, _targets
 from clientdedupe._tools.stub_server import StubServer
 
 from .cases import Case
@@ -40,31 +39,28 @@ class Interruption:
 def _interrupting(action: Callable[[], object]) -> Callable[[Callable[[], object]], Interruption]:
     """``run(construct)``: calls ``construct()`` and, once, ``action()`` in the middle of
     it, at the moment the new client is registered, with clientdedupe's lock held: as a
-    signal handler or a debugger stopped there would. A profile hook is the only way to
-    pick that moment exactly; it is not a mock, everything it calls is the real code."""
+    signal handler or a debugger stopped there would. The moment is picked by a layer
+    around ``_ownership.register`` (then removed); everything it calls is the real code,
+    run as any code is (a profile hook would hide it from tracers and coverage)."""
 
     def run(construct: Callable[[], object]) -> Interruption:
         seen = Interruption()
+        register = _ownership.register
 
-        def hook(frame: FrameType, event: str, arg: object) -> None:
-            if (
-                seen.runs == 0
-                and event == "call"
-                and frame.f_code.co_name == "register"
-                and frame.f_globals.get("__name__") == "clientdedupe._ownership"
-            ):
+        def interrupted(shared: Any) -> None:
+            if seen.runs == 0:
                 seen.runs += 1
                 try:
                     action()
                 except BaseException as error:  # reported to the test, never swallowed
                     seen.errors.append(error)
+            register(shared)
 
-        previous = sys.getprofile()
-        sys.setprofile(hook)
+        _ownership.register = interrupted  # type: ignore[assignment]
         try:
             construct()
         finally:
-            sys.setprofile(previous)
+            _ownership.register = register  # type: ignore[assignment]
         return seen
 
     return run
