@@ -235,7 +235,7 @@ def integration(
 def mutants(session: nox.Session) -> None:
     """Mutation testing of the core: ``tools/mutants.py`` (docs/mutation-testing.md).
 
-    Not part of a bare ``nox`` run, so not of .ci/run: it takes most of an hour on 2 cores.
+    Not part of a bare ``nox`` run, so not of .ci/run: about half an hour on 2 idle cores.
     Each of its workers is a copy of the repository with a virtualenv of its own
     (``.[test]``, made with uv), so this session's environment only needs uv. Options
     after ``--`` go to the runner (``-- --modules _key _cache``, ``-- --help``).
