@@ -7,11 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import importlib
 import logging
 import os
-import sys
-import textwrap
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,10 +17,10 @@ from typing import Any, Callable
 import pytest
 
 import clientdedupe
-from clientdedupe import _targets
 from clientdedupe._tools.stub_server import StubServer
 
 from .cases import Case
+from .throwaway import throwaway_sdk
 
 # A throwaway SDK shaped like the generated ones (keyword-only constructors, a close()),
 # with what no built-in SDK release does today: an async client that builds a
@@ -94,22 +91,10 @@ UNSHAREABLE_POOL = "its connection pool cannot be made one per event loop"
 @pytest.fixture
 def gizmo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """The throwaway SDK, importable; forgotten (and its registrations) after the test."""
-    package = tmp_path / "gizmo"
-    package.mkdir()
-    for name, source in GIZMO.items():
-        (package / name).write_text(textwrap.dedent(source))
-    monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv("GIZMO_API_KEY", "sk-gizmo")
-    module = importlib.import_module("gizmo")
-
-    registered = list(_targets.registered)
-    try:
+    files = {f"gizmo/{name}": source for name, source in GIZMO.items()}
+    with throwaway_sdk(tmp_path, monkeypatch, "gizmo", files) as module:
         yield module
-    finally:
-        clientdedupe.uninstall()
-        _targets.registered[:] = registered
-        for name in [m for m in sys.modules if m == "gizmo" or m.startswith("gizmo.")]:
-            del sys.modules[name]
 
 
 class Layer:

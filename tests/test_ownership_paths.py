@@ -5,10 +5,7 @@ registered classes whose objects take no weak reference."""
 
 from __future__ import annotations
 
-import importlib
 import logging
-import sys
-import textwrap
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,10 +14,11 @@ from typing import Any
 import pytest
 
 import clientdedupe
-from clientdedupe import _ownership, _targets
+from clientdedupe import _ownership
 from clientdedupe._tools.stub_server import StubServer
 
 from .cases import Case
+from .throwaway import throwaway_sdk
 
 KEPT_OPEN = "kept open for its other users"
 
@@ -216,19 +214,10 @@ SLIM = """
 @pytest.fixture
 def slim(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """A throwaway SDK, registered and installed; forgotten after the test."""
-    (tmp_path / "slim_sdk.py").write_text(textwrap.dedent(SLIM))
-    monkeypatch.syspath_prepend(str(tmp_path))
-    slim_sdk = importlib.import_module("slim_sdk")
-
-    registered = list(_targets.registered)
-    try:
+    with throwaway_sdk(tmp_path, monkeypatch, "slim_sdk", {"slim_sdk.py": SLIM}) as slim_sdk:
         clientdedupe.register("slim_sdk:Slim", env={"api_key": "SLIM_API_KEY"})
         clientdedupe.install()
         yield slim_sdk
-    finally:
-        clientdedupe.uninstall()
-        _targets.registered[:] = registered
-        sys.modules.pop("slim_sdk", None)
 
 
 def test_a_registered_client_whose_connection_takes_no_weak_reference_is_shared(

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import importlib
 import os
 import signal
 import sys
-import textwrap
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,10 +20,10 @@ from typing import Any
 import pytest
 
 import clientdedupe
-from clientdedupe import _targets
 from clientdedupe._tools.stub_server import StubServer
 
 from .cases import Case
+from .throwaway import throwaway_sdk
 
 # -- a registered SDK whose arguments can be watched --------------------------------------
 
@@ -76,19 +74,11 @@ LEDGER = """
 @pytest.fixture
 def ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """A throwaway SDK, registered and installed; forgotten after the test."""
-    (tmp_path / "ledger_sdk.py").write_text(textwrap.dedent(LEDGER))
-    monkeypatch.syspath_prepend(str(tmp_path))
-    ledger_sdk = importlib.import_module("ledger_sdk")
-
-    registered = list(_targets.registered)
-    try:
+    files = {"ledger_sdk.py": LEDGER}
+    with throwaway_sdk(tmp_path, monkeypatch, "ledger_sdk", files) as ledger_sdk:
         clientdedupe.register("ledger_sdk:Ledger", env={"api_key": "LEDGER_API_KEY"})
         clientdedupe.install()
         yield ledger_sdk
-    finally:
-        clientdedupe.uninstall()
-        _targets.registered[:] = registered
-        sys.modules.pop("ledger_sdk", None)
 
 
 def _freed(ledger: Any, name: str) -> bool:
