@@ -335,7 +335,9 @@ def test_anthropic_configuration_read_from_files_is_never_shared(
     if "profile" not in inspect.signature(anthropic.Anthropic.__init__).parameters:
         pytest.skip("this anthropic has no profiles")
     monkeypatch.setenv("ANTHROPIC_CONFIG_DIR", str(tmp_path))  # no profile there
-    with pytest.raises(anthropic.CredentialsError):  # the SDK's own error, as without us
+    # The SDK's own error, as without us (CredentialsError since anthropic 1, a bare
+    # AnthropicError before).
+    with pytest.raises(anthropic.AnthropicError, match="profile 'work'"):
         anthropic.Anthropic(base_url=server.url, profile="work")
     counts = clientdedupe.stats()["anthropic.Anthropic"]
     assert counts["bypass_reasons"] == {"configuration read from files": 1}
