@@ -20,6 +20,7 @@ never touched.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sys
 import threading
@@ -289,8 +290,25 @@ class PerLoop:
         client): each in its own loop, as soon as it can."""
         state: PoolsState = object.__getattribute__(self, "_cd_state")
         state.closed = True
-        for runner, pool in state.detach():
+        taken = state.detach()
+        for runner, pool in taken:
             close_soon(runner, pool)
+        if not any(pool is state.home for _, pool in taken):
+            _close_home(state.home)
+
+
+def _close_home(home: object) -> None:
+    """Close ``home``, the pool the SDK built, which no running loop holds (built
+    outside any loop, it was never used; or its loop was closed without finalising).
+    Calls after ``close()`` reach it: they must fail as on the SDK's closed client, not
+    open a connection that no loop would close. It is closed in an event loop of its
+    own, in a thread, since this thread may be running a loop."""
+    if getattr(home, "is_closed", True):
+        return
+    closing = _quietly(home.aclose())  # type: ignore[attr-defined]
+    closer = threading.Thread(target=asyncio.run, args=(closing,), name="clientdedupe-close")
+    closer.start()
+    closer.join()
 
 
 _per_loop_classes: dict[type, type] = {}

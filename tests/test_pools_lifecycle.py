@@ -74,6 +74,28 @@ def test_a_client_closed_for_good_before_any_use_refuses_requests_as_the_sdks_do
     assert len(server.requests) == 0
 
 
+def test_an_idle_client_built_outside_any_loop_then_dropped_refuses_requests_as_the_sdks_does(
+    server: StubServer,
+) -> None:
+    expected = sdk_closed_client_failure(server)
+    client = build(server)  # outside any loop: the pool the SDK built is no loop's
+
+    async def use_and_close() -> str:
+        answer = await Case.aask(client, "used here")
+        await client.close()  # its only holder: idle, kept by the cache
+        return answer
+
+    assert asyncio.run(use_and_close()) == "echo: used here"
+    clientdedupe.cache_clear()  # the cache drops it idle: closed for good, not awaited
+
+    async def use_again() -> tuple[str, int]:
+        failure = await failure_of_a_request(client)
+        return failure, await asyncio.to_thread(server.settled_open_connections)
+
+    assert asyncio.run(use_again()) == (expected, 0)
+    assert len(server.requests) == 1
+
+
 def test_closing_for_good_closes_this_loops_connection_before_close_returns(
     server: StubServer,
 ) -> None:
