@@ -217,6 +217,45 @@ def test_build_use_and_close_per_asyncio_run_is_never_worse_than_plain(
     assert deduplicated.stderr == plain.stderr
 
 
+def test_an_async_client_built_at_import_used_after_its_close_fails_as_plain(
+    server: StubServer,
+) -> None:
+    # Closed by its only holder, then dropped idle by the cache as other tenants come:
+    # a call after close() must fail as on the SDK's closed client, and open nothing.
+    program = f"""
+        import asyncio, os, openai
+
+        client = openai.AsyncOpenAI(api_key="tenant-0", base_url=os.environ["URL"])
+
+        async def use():
+            await client.chat.completions.create({ASK})
+
+        async def use_and_close():
+            await use()
+            await client.close()
+
+        asyncio.run(use_and_close())
+        others = [openai.AsyncOpenAI(api_key=f"tenant-{{n}}", base_url=os.environ["URL"])
+                  for n in range(1, 3)]
+
+        async def use_again():
+            try:
+                await use()
+            except Exception as error:
+                return f"{{type(error).__name__}}: {{error}}"
+            return "succeeded"
+
+        report(outcome=asyncio.run(use_again()), sockets=open_sockets())
+        """
+    environment = {"URL": server.openai_base_url, "CLIENTDEDUPE_MAX_CLIENTS": "1"}
+    plain, deduplicated = both(program, **environment)
+    assert plain["outcome"].startswith("RuntimeError")
+    assert deduplicated["outcome"] == plain["outcome"]
+    assert deduplicated["sockets"] <= plain["sockets"]
+    assert deduplicated.stderr == plain.stderr
+    assert deduplicated.stats("openai.AsyncOpenAI")["evicted"] >= 1
+
+
 @pytest.mark.parametrize("flavour", ["sync", "async"])
 def test_a_fresh_http_client_per_request_is_never_kept_alive(
     flavour: str, server: StubServer
