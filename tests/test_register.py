@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ from clientdedupe import _targets
 from clientdedupe._tools.stub_server import StubServer
 
 from .processes import SITECUSTOMIZE_EXAMPLE, run_python
+from .throwaway import throwaway_sdk
 
 # A throwaway SDK shaped like the generated ones: keyword-only constructor reading its
 # key from the environment, resources holding the client, a close().
@@ -130,19 +130,10 @@ def write_acme(root: Path) -> None:
 @pytest.fixture
 def acme(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """The throwaway SDK, importable; forgotten (and its registration) after the test."""
-    write_acme(tmp_path)
-    monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv("ACME_API_KEY", "sk-acme")
-    import acme as module
-
-    registered = list(_targets.registered)
-    try:
+    files = {f"acme/{name}": source for name, source in ACME.items()}
+    with throwaway_sdk(tmp_path, monkeypatch, "acme", files) as module:
         yield module
-    finally:
-        clientdedupe.uninstall()
-        _targets.registered[:] = registered
-        for name in [m for m in sys.modules if m == "acme" or m.startswith("acme.")]:
-            del sys.modules[name]
 
 
 def test_a_class_registered_before_install_is_deduplicated_until_uninstall(acme: Any) -> None:
