@@ -6,10 +6,12 @@ returns, and the client then fails as the SDK's own closed client does."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import threading
 import warnings
+from collections.abc import Iterator
 from typing import Any
 from unittest import mock
 
@@ -57,6 +59,33 @@ def sdk_closed_client_failure(server: StubServer) -> str:
     failure = asyncio.run(main())
     assert failure  # the baseline: a closed client refuses requests
     return failure
+
+
+@contextlib.contextmanager
+def used_in_another_running_loop(client: Any, server: StubServer) -> Iterator[list[int]]:
+    """Use ``client`` in an event loop run by another thread, which keeps running for the
+    block. Yields a list, filled once the block is done and that thread joined: the
+    server's open connections as that loop saw them, waiting for them to settle."""
+    used = threading.Event()
+    seen_in_other_loop: list[int] = []
+
+    def other_loop() -> None:
+        async def main() -> None:
+            await Case.aask(client, "in the other loop")
+            used.set()
+            # This loop idles, waiting: only a wake-up from the closing thread can
+            # close its connection while it runs.
+            seen_in_other_loop.append(await asyncio.to_thread(server.settled_open_connections))
+
+        asyncio.run(main())
+
+    thread = threading.Thread(target=other_loop)
+    thread.start()
+    try:
+        assert used.wait(timeout=30)
+        yield seen_in_other_loop
+    finally:
+        thread.join()
 
 
 def test_a_client_closed_for_good_before_any_use_refuses_requests_as_the_sdks_does(
@@ -117,27 +146,9 @@ def test_closing_for_good_closes_the_pool_of_another_running_loop_inside_that_lo
     server: StubServer,
 ) -> None:
     client = build(server)
-    used = threading.Event()
-    seen_in_other_loop: list[int] = []
-
-    def other_loop() -> None:
-        async def main() -> None:
-            await Case.aask(client, "in the other loop")
-            used.set()
-            # This loop idles, waiting: only a wake-up from the closing thread can
-            # close its connection while it runs.
-            seen_in_other_loop.append(await asyncio.to_thread(server.settled_open_connections))
-
-        asyncio.run(main())
-
-    thread = threading.Thread(target=other_loop)
-    thread.start()
-    try:
-        assert used.wait(timeout=30)
+    with used_in_another_running_loop(client, server) as seen_in_other_loop:
         clientdedupe.cache_clear()
         asyncio.run(client.close())
-    finally:
-        thread.join()
     assert seen_in_other_loop == [0]
     assert client.is_closed()
 
@@ -178,27 +189,11 @@ def test_an_idle_client_evicted_is_closed_in_the_loops_still_running_and_logged(
     clientdedupe.uninstall()
     clientdedupe.install(max_clients=1)
     client = build(server, "tenant-1")
-    used = threading.Event()
-    seen_in_other_loop: list[int] = []
-
-    def other_loop() -> None:
-        async def main() -> None:
-            await Case.aask(client, "in the other loop")
-            used.set()
-            seen_in_other_loop.append(await asyncio.to_thread(server.settled_open_connections))
-
-        asyncio.run(main())
-
-    thread = threading.Thread(target=other_loop)
-    thread.start()
-    try:
-        assert used.wait(timeout=30)
+    with used_in_another_running_loop(client, server) as seen_in_other_loop:
         asyncio.run(client.close())  # its only holder: idle, kept by the cache
         assert not client.is_closed()
         with caplog.at_level(logging.DEBUG, logger="clientdedupe"):
             build(server, "tenant-2")  # evicts it
-    finally:
-        thread.join()
     assert seen_in_other_loop == [0]
     assert client.is_closed()
     assert [r.getMessage() for r in caplog.records if r.getMessage().startswith("closed an idle")]
