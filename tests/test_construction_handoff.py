@@ -77,6 +77,7 @@ def _on_new_returning(cls: type, action: Callable[[], object]) -> Tracer:
 
 
 def _traced(hook: Tracer, construct: Callable[[], Any]) -> Any:
+    """``construct()``, run with ``hook`` as this thread's trace function."""
     previous = sys.gettrace()
     sys.settrace(hook)
     try:
@@ -103,11 +104,9 @@ def _uninstall_from_another_thread_meanwhile() -> Callable[[], None]:
             return None
 
         def run() -> None:
-            sys.settrace(watch)
             try:
-                clientdedupe.uninstall()
+                _traced(watch, clientdedupe.uninstall)
             finally:
-                sys.settrace(None)
                 seen.set()
 
         uninstaller = threading.Thread(target=run)
@@ -391,11 +390,7 @@ def test_a_fork_while_a_thread_makes_its_first_construction_leaves_the_child_wor
     built: list[Any] = []
 
     def construct() -> None:
-        sys.settrace(hook)
-        try:
-            built.append(openai.OpenAI(api_key="k", base_url=url))
-        finally:
-            sys.settrace(None)
+        built.append(_traced(hook, lambda: openai.OpenAI(api_key="k", base_url=url)))
 
     thread = threading.Thread(target=construct)
     thread.start()
