@@ -56,10 +56,19 @@ def counted_init() -> Iterator[tuple[type, list[Any]]]:
         openai.OpenAI.__init__ = sdk_init  # type: ignore[method-assign]
 
 
+def _in_new(cls: type, local: Tracer) -> Tracer:
+    """A trace hook that traces each run of ``cls.__new__`` with ``local``."""
+    new_code = cls.__new__.__code__
+
+    def hook(frame: FrameType, event: str, arg: Any) -> Any:
+        return local if event == "call" and frame.f_code is new_code else None
+
+    return hook
+
+
 def _on_new_returning(cls: type, action: Callable[[], object]) -> Tracer:
     """A trace hook that runs ``action()`` once, when ``cls.__new__`` returns: after it
     handed out its instance, before Python calls ``__init__`` on it."""
-    new_code = cls.__new__.__code__
     runs: list[object] = []
 
     def local(frame: FrameType, event: str, arg: Any) -> Any:
@@ -68,12 +77,7 @@ def _on_new_returning(cls: type, action: Callable[[], object]) -> Tracer:
             action()
         return local
 
-    def hook(frame: FrameType, event: str, arg: Any) -> Any:
-        if event == "call" and frame.f_code is new_code:
-            return local
-        return None
-
-    return hook
+    return _in_new(cls, local)
 
 
 def _traced(hook: Tracer, construct: Callable[[], Any]) -> Any:
@@ -338,7 +342,6 @@ def test_a_construction_interrupting_the_cache_lookup_builds_its_own_client(
 
     url = server.openai_base_url
     first = openai.OpenAI(api_key="k", base_url=url)
-    new_code = openai.OpenAI.__new__.__code__
     interrupting: list[Any] = []
 
     # A signal handler (or a debugger) constructing a client while the interrupted
@@ -349,10 +352,9 @@ def test_a_construction_interrupting_the_cache_lookup_builds_its_own_client(
             interrupting.append(openai.OpenAI(api_key="k", base_url=url))
         return local
 
-    def hook(frame: FrameType, event: str, arg: Any) -> Any:
-        return local if event == "call" and frame.f_code is new_code else None
-
-    second = _traced(hook, lambda: openai.OpenAI(api_key="k", base_url=url))
+    second = _traced(
+        _in_new(openai.OpenAI, local), lambda: openai.OpenAI(api_key="k", base_url=url)
+    )
     assert second is first
     assert len(interrupting) == 1 and interrupting[0] is not first
     assert Case.ask(interrupting[0]) == "echo: hi"
