@@ -38,6 +38,13 @@ def build(server: StubServer, api_key: str = "k") -> Any:
     )
 
 
+async def build_and_ask(server: StubServer) -> Any:
+    """A client built, and used once, in the running loop."""
+    client = build(server)
+    await Case.aask(client, "in the first loop")
+    return client
+
+
 async def failure_of_a_request(client: Any) -> str:
     """What a request on ``client`` raises (type and message); "" if it succeeds."""
     try:
@@ -158,14 +165,9 @@ def test_a_pool_of_a_stopped_loop_is_closed_by_that_loop_as_it_finalises(
 ) -> None:
     expected = sdk_closed_client_failure(server)
 
-    async def build_and_ask() -> Any:
-        client = build(server)
-        await Case.aask(client, "in the first loop")
-        return client
-
     first = asyncio.new_event_loop()
     try:
-        client = first.run_until_complete(build_and_ask())  # stopped, not closed
+        client = first.run_until_complete(build_and_ask(server))  # stopped, not closed
 
         async def main() -> tuple[int, str]:
             await Case.aask(client, "in the second loop")
@@ -270,14 +272,9 @@ def test_closing_for_good_after_a_loop_closed_by_hand_never_raises_and_logs_the_
     tries (as the SDK's own close() would, which raises "Event loop is closed"), logs
     the failure at debug level, and returns."""
 
-    async def build_and_ask() -> Any:
-        client = build(server)
-        await Case.aask(client, "in the first loop")
-        return client
-
     first = asyncio.new_event_loop()
     try:
-        client = first.run_until_complete(build_and_ask())
+        client = first.run_until_complete(build_and_ask(server))
     finally:
         first.close()  # by hand: nothing finalised its async generators
 
