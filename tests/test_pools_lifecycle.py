@@ -68,6 +68,14 @@ def sdk_closed_client_failure(server: StubServer) -> str:
     return failure
 
 
+def closing_tasks_alive() -> int:
+    """Tasks that closed a pool, still alive after a full collection."""
+    gc.collect()
+    closing = _pools._quietly.__code__
+    tasks = [task for task in gc.get_objects() if isinstance(task, asyncio.Task)]
+    return len([task for task in tasks if getattr(task.get_coro(), "cr_code", None) is closing])
+
+
 @contextlib.contextmanager
 def used_in_another_running_loop(client: Any, server: StubServer) -> Iterator[list[int]]:
     """Use ``client`` in an event loop run by another thread, which keeps running for the
@@ -111,9 +119,18 @@ def test_a_client_closed_for_good_before_any_use_refuses_requests_as_the_sdks_do
 
 
 def test_an_idle_client_built_outside_any_loop_then_dropped_refuses_requests_as_the_sdks_does(
-    server: StubServer,
+    server: StubServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import openai
+
     expected = sdk_closed_client_failure(server)
+    sdk_aclose = openai.DefaultAsyncHttpxClient.aclose
+
+    async def slow_aclose(pool: Any) -> None:
+        await asyncio.sleep(0.05)  # a slow close: dropping the client must wait for it
+        await sdk_aclose(pool)
+
+    monkeypatch.setattr(openai.DefaultAsyncHttpxClient, "aclose", slow_aclose)
     client = build(server)  # outside any loop: the pool the SDK built is no loop's
 
     async def use_and_close() -> str:
@@ -198,6 +215,8 @@ def test_an_idle_client_evicted_is_closed_in_the_loops_still_running_and_logged(
             build(server, "tenant-2")  # evicts it
     assert seen_in_other_loop == [0]
     assert client.is_closed()
+    assert asyncio.run(failure_of_a_request(client)) == sdk_closed_client_failure(server)
+    assert closing_tasks_alive() == 0  # the task that closed it is not kept once done
     assert [r.getMessage() for r in caplog.records if r.getMessage().startswith("closed an idle")]
     assert clientdedupe.stats()["openai.AsyncOpenAI"]["evicted"] == 1
 
