@@ -5,7 +5,8 @@ construction, and the last close of a client built on the caller's ``http_client
 
 The moments that matter (a thread is waiting for another's build, a build is under way)
 are picked with a profile hook (``sys.setprofile``, per thread), as a debugger stopped
-there would pick them: it observes or interrupts the real code, and nothing is mocked.
+there would pick them, or with a layer around a function the build calls: either
+observes or interrupts the real code, and nothing is mocked.
 """
 
 from __future__ import annotations
@@ -238,22 +239,29 @@ def test_a_thread_waiting_for_a_build_that_fails_tries_its_own_and_gets_the_sdks
 
 @pytest.mark.usefixtures("installed")
 def test_constructing_a_client_inside_its_own_build_gets_a_plain_one_instead_of_a_deadlock(
-    server: StubServer,
+    server: StubServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import openai
+
+    from clientdedupe import _constructor
 
     url = server.openai_base_url
     nested: list[Any] = []
     outer: list[Any] = []
+    detach = _constructor.detach
 
-    def hook(frame: FrameType, event: str, arg: object) -> None:
-        # As a debugger stopped inside the build and evaluating the same constructor.
-        # (What a profile function calls is not profiled: this runs once.)
-        if event == "call" and _entering(frame, "clientdedupe._constructor", "build"):
+    def constructing_inside(value: object) -> object:
+        # As code run inside the build (a layer, a debugger evaluating the same
+        # constructor) would. A layer rather than a profile hook: what a hook runs is
+        # invisible to tracers, and so to the mutation run's coverage.
+        if not nested:
             nested.append(openai.OpenAI(api_key="k", base_url=url))
+        return detach(value)
+
+    monkeypatch.setattr(_constructor, "detach", constructing_inside)
 
     def construct() -> None:
-        outer.append(_profiled(hook, lambda: openai.OpenAI(api_key="k", base_url=url)))
+        outer.append(openai.OpenAI(api_key="k", base_url=url))
 
     thread = threading.Thread(target=construct, daemon=True)
     thread.start()
