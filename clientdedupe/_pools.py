@@ -305,10 +305,18 @@ def _close_home(home: object) -> None:
     own, in a thread, since this thread may be running a loop."""
     if getattr(home, "is_closed", True):
         return
-    closing = _quietly(home.aclose())  # type: ignore[attr-defined]
-    closer = threading.Thread(target=asyncio.run, args=(closing,), name="clientdedupe-close")
+    closer = threading.Thread(target=_close_in_a_new_loop, args=(home,), name="clientdedupe")
     closer.start()
     closer.join()
+
+
+def _close_in_a_new_loop(pool: Any) -> None:
+    with contextlib.suppress(Exception):  # the close itself is logged by _quietly
+        loop = asyncio.new_event_loop()
+        try:
+            loop.run_until_complete(_quietly(pool.aclose()))
+        finally:
+            loop.close()
 
 
 _per_loop_classes: dict[type, type] = {}

@@ -139,7 +139,11 @@ def test_an_idle_client_built_outside_any_loop_then_dropped_refuses_requests_as_
         return answer
 
     assert asyncio.run(use_and_close()) == "echo: used here"
-    clientdedupe.cache_clear()  # the cache drops it idle: closed for good, not awaited
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        clientdedupe.cache_clear()  # the cache drops it idle: closed for good, not awaited
+        gc.collect()
+    assert [str(warning.message) for warning in caught] == []
 
     async def use_again() -> tuple[str, int]:
         failure = await failure_of_a_request(client)
