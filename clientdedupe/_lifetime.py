@@ -37,10 +37,6 @@ if TYPE_CHECKING:
     ]
 
 
-def _pool(client: object) -> object:
-    return getattr(client, "__dict__", {}).get("_client", client)
-
-
 async def _close_quietly(pool: object) -> None:
     if pool is not None:
         with contextlib.suppress(Exception):
@@ -125,15 +121,14 @@ def _instance_copy(client: object, name: str) -> Callable[..., object]:
     def copy(*args: object, **kwargs: object) -> object:
         this = ref()
         derived = getattr(type(this), name)(this, *args, **kwargs)
-        if _pool(derived) is _pool(this):
-            owner = _ownership.owner_of(this)
-            if owner is not None:
-                _ownership.add_copy(owner, derived)
-                is_async = inspect.iscoroutinefunction(getattr(type(derived), "close", None))
-                attributes = vars(derived)
-                attributes.setdefault("close", _instance_close(derived, is_async=is_async))
-                for alias in ("copy", "with_options"):
-                    attributes.setdefault(alias, _instance_copy(derived, alias))
+        owner = _ownership.owner_of(derived)
+        if owner is not None:
+            _ownership.add_copy(owner, derived)
+            is_async = inspect.iscoroutinefunction(getattr(type(derived), "close", None))
+            attributes = vars(derived)
+            attributes.setdefault("close", _instance_close(derived, is_async=is_async))
+            for alias in ("copy", "with_options"):
+                attributes.setdefault(alias, _instance_copy(derived, alias))
         return derived
 
     return copy
@@ -153,10 +148,9 @@ def copy(
         derived = wrapped(*args, **kwargs)
     finally:
         BYPASS.reset(token)
-    if instance is not None and _pool(derived) is _pool(instance):
-        owner = _ownership.owner_of(instance)
-        if owner is not None:
-            _ownership.add_copy(owner, derived)
+    owner = _ownership.owner_of(derived)  # the shared client whose pool it shares
+    if owner is not None:
+        _ownership.add_copy(owner, derived)
     return derived
 
 

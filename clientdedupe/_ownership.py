@@ -193,19 +193,9 @@ def record_of(client: object) -> Shared | None:
 
 
 def owner_of(client: object) -> Shared | None:
-    """The record of ``client``, or of the client whose pool it shares as a copy."""
-    shared = record_of(client)
-    if shared is not None:
-        return shared
-    found = _copies.get(id(client))
-    if found is not None and found[0]() is client:
-        return found[1]
-    return _user_of_pool(client)
-
-
-def _user_of_pool(client: object) -> Shared | None:
-    """The record of the shared client whose pool ``client`` uses (a ``copy.copy()``
-    of it, a copy of a copy already closed, and the like), or None."""
+    """The record of the shared client whose connection pool ``client`` uses: its own,
+    or that of the client it is a ``with_options()``, ``copy()`` or ``copy.copy()`` of
+    (a copy of a copy too), or None."""
     pool = getattr(client, "__dict__", {}).get("_client")
     found = _pools.get(id(pool)) if pool is not None else None
     if found is not None and found[0]() is pool:
@@ -275,7 +265,7 @@ def _release_locked(client: object) -> str:
         shared = found[1]
         shared.copies.discard(id(client))
     else:
-        user_of = _user_of_pool(client)
+        user_of = owner_of(client)
         if user_of is None:
             return CLOSE  # not ours: close as usual
         shared = user_of

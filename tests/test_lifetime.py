@@ -86,6 +86,23 @@ def test_a_with_options_copy_of_an_unshared_client_closes_as_usual(server: StubS
     assert own.is_closed()  # the SDK's own behaviour: the pool is shared
 
 
+def test_a_with_options_copy_on_a_pool_a_holder_put_in_closes_that_pool_as_usual(
+    server: StubServer,
+) -> None:
+    import openai
+
+    url = server.openai_base_url
+    changed = openai.OpenAI(api_key="k", base_url=url)
+    assert openai.OpenAI(api_key="k", base_url=url) is changed  # two holders
+    with clientdedupe.bypass():
+        mine = openai.DefaultHttpxClient()
+    changed._client = mine  # a holder's own pool: the client is retired from sharing
+    derived = changed.with_options(timeout=5)
+    assert derived._client is mine
+    derived.close()
+    assert mine.is_closed  # the SDK's own behaviour: the copy closes the pool it uses
+
+
 @pytest.mark.parametrize("case", SYNC_CASES, ids=repr)
 def test_copies_are_new_clients_every_call(case: Case, server: StubServer) -> None:
     shared = case.build(server)
