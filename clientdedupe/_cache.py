@@ -84,6 +84,8 @@ class ClientCache(_ownership.Cache):
         self.max_clients = max_clients
         self.counters: dict[str, Counters] = {}
         self.by_key: OrderedDict[Hashable, Shared] = OrderedDict()
+        #: Bumped by clear() and after a fork: a build that started before is not cached.
+        self._generation = 0
         self._reset()
 
     def _reset(self) -> None:
@@ -94,8 +96,8 @@ class ClientCache(_ownership.Cache):
         self._flights: dict[Hashable, _Flight] = {}
         #: Records of weakly held clients that died: dropped at the next miss.
         self.dead: list[Shared] = []
-        #: Bumped by clear(): a build that started before is not cached.
-        self._generation = 0
+        # A build split by a fork goes on in the child: its client began in the parent.
+        self._generation += 1
 
     def counters_for(self, target: Target) -> Counters:
         """The counters of ``target``, created on first use."""

@@ -97,3 +97,43 @@ def test_after_fork_the_child_never_gets_the_parents_client(server: StubServer) 
     assert verdict == "False True"
     assert openai.OpenAI(api_key="k", base_url=url) is parent_client
     assert sys.modules["openai"] is openai
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork() is POSIX only")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork() with the server's threads
+def test_a_client_whose_build_a_fork_split_is_never_shared_in_the_child(
+    server: StubServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import openai
+
+    from clientdedupe import _constructor
+
+    url = server.openai_base_url
+    detach = _constructor.detach
+    forks: list[int] = []
+
+    def forking_inside(value: object) -> object:
+        # As a layer inside the SDK's constructor that forks (a worker pool started
+        # lazily): parent and child both go on with the same build.
+        if not forks:
+            forks.append(os.fork())
+        return detach(value)
+
+    monkeypatch.setattr(_constructor, "detach", forking_inside)
+    read_end, write_end = os.pipe()
+    built = openai.OpenAI(api_key="k", base_url=url)
+    if forks[0] == 0:  # the child: report, then leave without running pytest's teardown
+        try:
+            again = openai.OpenAI(api_key="k", base_url=url)
+            verdict = f"{again is built} {Case.ask(again, 'child')}"
+            os.write(write_end, verdict.encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        verdict = pipe.read()
+    os.waitpid(forks[0], 0)
+    # The child's build began in the parent, whose client it may share state with: its
+    # holder has it, and the next construction in the child builds a fresh one.
+    assert verdict == "False echo: child"
+    assert openai.OpenAI(api_key="k", base_url=url) is built  # the parent's is shared
