@@ -80,10 +80,23 @@ def _on_new_returning(cls: type, action: Callable[[], object]) -> Tracer:
     return _in_new(cls, local)
 
 
+def _both(first: Tracer | None, second: Tracer | None) -> Tracer | None:
+    """A trace function calling ``first`` then ``second`` (None: nothing to trace)."""
+    if first is None or second is None:
+        return first or second
+
+    def both(frame: FrameType, event: str, arg: Any) -> Any:
+        return _both(first(frame, event, arg), second(frame, event, arg))
+
+    return both
+
+
 def _traced(hook: Tracer, construct: Callable[[], Any]) -> Any:
-    """``construct()``, run with ``hook`` as this thread's trace function."""
+    """``construct()``, run with ``hook`` as this thread's trace function, beside the
+    one already set (a debugger, or the mutation run's coverage, which must see what
+    the construction runs)."""
     previous = sys.gettrace()
-    sys.settrace(hook)
+    sys.settrace(_both(hook, previous))
     try:
         return construct()
     finally:
