@@ -155,7 +155,6 @@ class ClientCache(_ownership.Cache):
             flight.done.set()
             del key, build_args  # never in the traceback's locals (SPEC §7)
             raise
-        client = built.client
         try:
             return self._share(built, key, target, counters, loop, hand_off, generation)
         finally:

@@ -47,6 +47,7 @@ def test_interleaved_clients_in_one_loop_keep_one_connection_each(server: StubSe
     answers, open_inside = asyncio.run(main())
     assert answers == ["echo: a", "echo: b", "echo: c", "echo: d"]
     assert open_inside == 2
+    assert server.connections == 2  # each client's pool of this loop made once
     assert server.settled_open_connections() == 0
 
 
