@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -56,3 +58,29 @@ def tls_server() -> Iterator[StubServer]:
 
 
 pytest_plugins = ["pytester"]
+
+
+@pytest.fixture
+def counted_init() -> Iterator[tuple[type, list[Any]]]:
+    """openai.OpenAI with another library's layer around the SDK's ``__init__`` (put
+    there before clientdedupe is installed) that notes every object the SDK's
+    ``__init__`` runs on a second time."""
+    import openai
+
+    twice: list[Any] = []
+    sdk_init = vars(openai.OpenAI)["__init__"]
+
+    @functools.wraps(sdk_init)  # keeps the SDK's keyword-only signature visible
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        attributes = vars(self)  # not setattr: that is a holder's change
+        if attributes.get("_test_initialised"):
+            twice.append(self)
+        attributes["_test_initialised"] = True
+        sdk_init(self, *args, **kwargs)
+
+    openai.OpenAI.__init__ = init  # type: ignore[method-assign]
+    try:
+        yield openai.OpenAI, twice
+    finally:
+        clientdedupe.uninstall()
+        openai.OpenAI.__init__ = sdk_init  # type: ignore[method-assign]

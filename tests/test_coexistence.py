@@ -7,7 +7,6 @@ from __future__ import annotations
 import functools
 import os
 import threading
-from collections.abc import Iterator
 from typing import Any
 from unittest import mock
 
@@ -111,32 +110,6 @@ def test_a_mocked_init_under_pytest_clientdedupe_behaves_as_plain(
     for options in ([], ["--clientdedupe"]):
         result = pytester.runpytest_subprocess("-p", "no:cacheprovider", *options)
         result.assert_outcomes(passed=len(rows))
-
-
-@pytest.fixture
-def counted_init(request: pytest.FixtureRequest) -> Iterator[tuple[type, list[Any]]]:
-    """openai.OpenAI with a layer of another library's around the SDK's ``__init__``
-    (put there before clientdedupe is installed) that notes every object the SDK's
-    ``__init__`` runs on a second time."""
-    import openai
-
-    twice: list[Any] = []
-    sdk_init = vars(openai.OpenAI)["__init__"]
-
-    @functools.wraps(sdk_init)  # keeps the SDK's keyword-only signature visible
-    def init(self: Any, *args: Any, **kwargs: Any) -> None:
-        attributes = vars(self)  # not setattr: that is a holder's change
-        if attributes.get("_test_initialised"):
-            twice.append(self)
-        attributes["_test_initialised"] = True
-        sdk_init(self, *args, **kwargs)
-
-    openai.OpenAI.__init__ = init  # type: ignore[method-assign]
-    try:
-        yield openai.OpenAI, twice
-    finally:
-        clientdedupe.uninstall()
-        openai.OpenAI.__init__ = sdk_init  # type: ignore[method-assign]
 
 
 def test_a_wrapt_wrapper_on_init_before_install_sees_the_instance_once_per_client_built(

@@ -11,12 +11,11 @@ each instance.
 
 from __future__ import annotations
 
-import functools
 import inspect
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
@@ -28,32 +27,6 @@ from clientdedupe._tools.stub_server import StubServer
 from .cases import Case
 
 Tracer = Callable[[FrameType, str, Any], Any]
-
-
-@pytest.fixture
-def counted_init() -> Iterator[tuple[type, list[Any]]]:
-    """openai.OpenAI with another library's layer around the SDK's ``__init__`` (put
-    there before clientdedupe is installed) that notes every object the SDK's
-    ``__init__`` runs on a second time."""
-    import openai
-
-    twice: list[Any] = []
-    sdk_init = vars(openai.OpenAI)["__init__"]
-
-    @functools.wraps(sdk_init)
-    def init(self: Any, *args: Any, **kwargs: Any) -> None:
-        attributes = vars(self)  # not setattr: that is a holder's change
-        if attributes.get("_test_initialised"):
-            twice.append(self)
-        attributes["_test_initialised"] = True
-        sdk_init(self, *args, **kwargs)
-
-    openai.OpenAI.__init__ = init  # type: ignore[method-assign]
-    try:
-        yield openai.OpenAI, twice
-    finally:
-        clientdedupe.uninstall()
-        openai.OpenAI.__init__ = sdk_init  # type: ignore[method-assign]
 
 
 def _in_new(cls: type, local: Tracer) -> Tracer:
