@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SITECUSTOMIZE_EXAMPLE = os.path.join(REPO, "sitecustomize_example")
@@ -49,3 +50,22 @@ def run_python(
 ) -> subprocess.CompletedProcess[str]:
     """``python -c code`` (dedented) in a fresh interpreter."""
     return run([sys.executable, "-c", textwrap.dedent(code)], input=input, **env)
+
+
+def in_forked_child(verdict: Callable[[], object]) -> str:
+    """Run ``verdict()`` in a forked child, which then leaves without running pytest's
+    teardown; what it returns, as a string, or '' if it never does."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            signal.alarm(30)  # a child that hangs dies, and says nothing
+            os.close(read_end)
+            os.write(write_end, str(verdict()).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        said = pipe.read()
+    os.waitpid(pid, 0)
+    return said

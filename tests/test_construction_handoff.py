@@ -25,6 +25,7 @@ import clientdedupe
 from clientdedupe._tools.stub_server import StubServer
 
 from .cases import Case
+from .processes import in_forked_child
 
 Tracer = Callable[[FrameType, str, Any], Any]
 
@@ -144,18 +145,7 @@ def test_in_a_fork_child_uninstall_waits_for_the_forking_threads_construction(
     clientdedupe.install()
     url = server.openai_base_url
     cls(api_key="k", base_url=url)  # the parent's, never handed out in the child
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: report, then leave without running pytest's teardown
-        try:
-            verdict = _hand_off_survives_a_concurrent_uninstall(cls, url, twice)
-            os.write(write_end, verdict.encode())
-        finally:
-            os._exit(0)
-    os.close(write_end)
-    with os.fdopen(read_end) as pipe:
-        verdict = pipe.read()
-    os.waitpid(pid, 0)
+    verdict = in_forked_child(lambda: _hand_off_survives_a_concurrent_uninstall(cls, url, twice))
     assert verdict == "same=True pool_kept=True twice=0 uninstalled=True"
 
 

@@ -16,6 +16,7 @@ import clientdedupe
 from clientdedupe._tools.stub_server import StubServer
 
 from .cases import Case
+from .processes import in_forked_child
 
 
 @pytest.mark.usefixtures("installed")
@@ -135,25 +136,17 @@ def test_after_fork_a_copy_of_a_client_handed_out_before_uninstall_behaves_as_pl
 
     client = openai.OpenAI(api_key="k", base_url=server.openai_base_url)
     clientdedupe.uninstall()
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: report, then leave without running pytest's teardown
+
+    def child() -> str:
         try:
-            try:
-                derived = client.with_options(timeout=5)
-                shares = derived is not client and derived._client is client._client
-                derived.close()  # the parent's client is forgotten here: plain close
-                verdict = f"{shares} {client.is_closed()}"
-            except BaseException as error:
-                verdict = f"{type(error).__name__}: {error}"
-            os.write(write_end, verdict.encode())
-        finally:
-            os._exit(0)
-    os.close(write_end)
-    with os.fdopen(read_end) as pipe:
-        verdict = pipe.read()
-    os.waitpid(pid, 0)
-    assert verdict == "True True"
+            derived = client.with_options(timeout=5)
+            shares = derived is not client and derived._client is client._client
+            derived.close()  # the parent's client is forgotten here: plain close
+            return f"{shares} {client.is_closed()}"
+        except BaseException as error:
+            return f"{type(error).__name__}: {error}"
+
+    assert in_forked_child(child) == "True True"
     assert not client.is_closed()  # the child's close is the child's
     assert Case.ask(client, "parent") == "echo: parent"
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
-import signal
 import sys
 import threading
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ import clientdedupe
 from clientdedupe._tools.stub_server import StubServer
 
 from .cases import Case
+from .processes import in_forked_child
 from .throwaway import throwaway_sdk
 
 # -- a registered SDK whose arguments can be watched --------------------------------------
@@ -300,24 +300,6 @@ def test_an_async_holder_letting_go_leaves_the_others_their_connection(
 # -- fork --------------------------------------------------------------------------------
 
 
-def _in_child(verdict: Any) -> str:
-    """Run ``verdict()`` in a forked child; what it returns, or '' if it never does."""
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: report, then leave without running pytest's teardown
-        try:
-            signal.alarm(30)  # a child that hangs dies, and says nothing
-            os.close(read_end)
-            os.write(write_end, str(verdict()).encode())
-        finally:
-            os._exit(0)
-    os.close(write_end)
-    with os.fdopen(read_end) as pipe:
-        said = pipe.read()
-    os.waitpid(pid, 0)
-    return said
-
-
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork() is POSIX only")
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork() with threads running
 @pytest.mark.usefixtures("installed")
@@ -356,7 +338,7 @@ def test_a_fork_while_another_thread_is_inside_the_critical_section_shares_in_th
             again = openai.OpenAI(api_key="child", base_url=url)
             return str(first is again)
 
-        said = _in_child(child)
+        said = in_forked_child(child)
     finally:
         go.set()
         worker.join(60)
@@ -383,5 +365,5 @@ def test_in_a_fork_child_the_parents_clients_and_copies_close_as_plain(
         return f"{copy.is_closed()} {other.is_closed()}"
 
     # Their sockets are the parent's too: the child's close() is the SDK's own.
-    assert _in_child(child) == "True True"
+    assert in_forked_child(child) == "True True"
     assert not (copied.is_closed() or other.is_closed())

@@ -14,6 +14,7 @@ import clientdedupe
 from clientdedupe._tools.stub_server import StubServer
 
 from .cases import SYNC_CASES, Case
+from .processes import in_forked_child
 
 pytestmark = pytest.mark.usefixtures("installed")
 
@@ -79,20 +80,13 @@ def test_after_fork_the_child_never_gets_the_parents_client(server: StubServer) 
 
     url = server.openai_base_url
     parent_client = openai.OpenAI(api_key="k", base_url=url)
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: report, then leave without running pytest's teardown
-        try:
-            child_client = openai.OpenAI(api_key="k", base_url=url)
-            again = openai.OpenAI(api_key="k", base_url=url)
-            verdict = f"{child_client is parent_client} {again is child_client}"
-            os.write(write_end, verdict.encode())
-        finally:
-            os._exit(0)
-    os.close(write_end)
-    with os.fdopen(read_end) as pipe:
-        verdict = pipe.read()
-    os.waitpid(pid, 0)
+
+    def child() -> str:
+        child_client = openai.OpenAI(api_key="k", base_url=url)
+        again = openai.OpenAI(api_key="k", base_url=url)
+        return f"{child_client is parent_client} {again is child_client}"
+
+    verdict = in_forked_child(child)
     # The child built its own client (and shares it within the child).
     assert verdict == "False True"
     assert openai.OpenAI(api_key="k", base_url=url) is parent_client
