@@ -228,13 +228,16 @@ class PoolsState:
             return None if found is None else found.pools.pop(self, None)
 
     def detach(self) -> list[tuple[object, object]]:
-        """Take every loop pool out of its keeper: (runner, pool) pairs."""
-        taken = []
+        """Take every loop pool out of its keeper: (runner, pool) pairs. The pool the
+        SDK built comes with runner None if no loop holds it."""
+        taken: list[tuple[object, object]] = []
         with _lock:
             for runner, found in _keepers.items():
                 pool = found.pools.pop(self, None)
                 if pool is not None:
                     taken.append((runner, pool))
+        if not any(pool is self.home for _, pool in taken):
+            taken.append((None, self.home))
         return taken
 
 
@@ -275,10 +278,7 @@ class PerLoop:
         state: PoolsState = object.__getattribute__(self, "_cd_state")
         here = current_runner()
         state.closed = True
-        pools = state.detach()
-        if not any(pool is state.home for _, pool in pools):
-            pools.append((None, state.home))
-        for runner, pool in pools:
+        for runner, pool in state.detach():
             if runner is here or runner is None:
                 await _quietly(pool.aclose())  # type: ignore[attr-defined]
                 state.last = pool
@@ -290,11 +290,11 @@ class PerLoop:
         client): each in its own loop, as soon as it can."""
         state: PoolsState = object.__getattribute__(self, "_cd_state")
         state.closed = True
-        taken = state.detach()
-        for runner, pool in taken:
-            close_soon(runner, pool)
-        if not any(pool is state.home for _, pool in taken):
-            _close_home(state.home)
+        for runner, pool in state.detach():
+            if runner is None:
+                _close_home(pool)
+            else:
+                close_soon(runner, pool)
 
 
 def _close_home(home: object) -> None:
